@@ -1,0 +1,180 @@
+"""Rasterization rules, layouts and canvas packing, with property tests."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fov_core import (
+    Fovea, Gaze, LatentPacking, LayoutCache, LevelPolicy, SequencePlan, TokenGrid, TokenLayout, assign_levels,
+    check_block_consistent, level_view, merge_levels, rasterize,
+)
+
+pytestmark = pytest.mark.pure
+
+POLICIES = [LevelPolicy.half(), LevelPolicy.quarter(), LevelPolicy.rings(2.0), LevelPolicy((0, 1, 3), (1.7,))]
+
+
+def test_max_pool_rule_one_fine_token_keeps_its_block():
+    desired = torch.full((1, 8, 8), 2)
+    desired[0, 5, 2] = 0
+    lm = assign_levels(desired, (0, 2))
+    assert (lm[0, 4:8, 0:4] == 0).all()
+    assert (lm[0, :4] == 2).all() and (lm[0, 4:, 4:] == 2).all()
+    lm3 = assign_levels(desired, (0, 1, 2))
+    assert (lm3[0, 4:6, 2:4] == 0).all()
+    assert (lm3[0, 4:8, 0:4][lm3[0, 4:8, 0:4] != 0] == 1).all()
+
+
+def test_edge_blocks_fall_back_to_a_finer_level_that_fits():
+    desired = torch.full((1, 7, 10), 2)
+    lm = assign_levels(desired, (0, 1, 2))
+    check_block_consistent(lm)
+    assert (lm[0, :4, :8] == 2).all()
+    assert (lm[0, 4:6, :] == 1).all() and (lm[0, :4, 8:10] == 1).all()
+    assert (lm[0, 6, :] == 0).all()
+    lm2 = assign_levels(desired, (0, 2))
+    assert (lm2[0, 4:, :] == 0).all() and (lm2[0, :, 8:] == 0).all()
+
+
+def test_block_consistency_check_rejects_broken_maps():
+    bad = torch.zeros(1, 4, 4, dtype=torch.long)
+    bad[0, 0, 0] = 1
+    with pytest.raises(ValueError, match="complete aligned 2x2"):
+        check_block_consistent(bad)
+    shifted = torch.zeros(1, 4, 4, dtype=torch.long)
+    shifted[0, 1:3, 1:3] = 1
+    with pytest.raises(ValueError):
+        check_block_consistent(shifted)
+    edge = torch.zeros(1, 3, 4, dtype=torch.long)
+    edge[0, 2:3, 0:2] = 1
+    with pytest.raises(ValueError, match="edge block"):
+        check_block_consistent(edge)
+
+
+grids = st.builds(
+    TokenGrid,
+    frames=st.integers(1, 3),
+    height=st.integers(8, 23),
+    width=st.integers(8, 23),
+    frame_stride=st.just(4),
+)
+gazes = st.builds(
+    Gaze,
+    x=st.floats(0.0, 1.0),
+    y=st.floats(0.0, 1.0),
+    radius=st.floats(0.02, 0.8),
+    aspect=st.floats(0.3, 3.0),
+    rotation=st.floats(-180, 180),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(grid=grids, gs=st.lists(gazes, min_size=1, max_size=3), policy=st.sampled_from(POLICIES))
+def test_rasterize_is_block_consistent_and_covers_every_gaze(grid, gs, policy):
+    lm = rasterize(Fovea(tuple(gs), policy), grid)
+    check_block_consistent(lm)
+    assert set(torch.unique(lm).tolist()) <= set(policy.levels)
+    for g in gs:
+        if 0 <= g.x < 1 and 0 <= g.y < 1:
+            assert (lm[:, int(g.y * grid.height), int(g.x * grid.width)] == 0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(grid=grids, gs=st.lists(gazes, min_size=1, max_size=2), policy=st.sampled_from(POLICIES), p=st.sampled_from([1, 2]))
+def test_pack_unpack_round_trips(grid, gs, policy, p):
+    layout = TokenLayout(rasterize(Fovea(tuple(gs), policy), grid))
+    pk = LatentPacking(layout, p)
+    T, Hl, Wl = pk.latent_shape
+    shape = (2, 3, T, Hl, Wl) if T > 1 else (2, 3, Hl, Wl)
+    canvas = torch.randn(shape)
+    canon = pk.canonicalize(canvas)
+    assert torch.equal(pk.canonicalize(canon), canon)
+    assert torch.equal(pk.unpack(pk.pack(canvas), video=T > 1), canon)
+    assert torch.equal(pk.unpack_strip(pk.pack_strip(canvas)), canon)
+    tokens = torch.randn(2, layout.n_tokens, 3 * p * p)
+    assert torch.equal(pk.pack(pk.unpack(tokens, video=T > 1)), tokens)
+    # every pixel is covered exactly by its group: counts add up
+    assert layout.n_tokens == sum(layout.counts().values())
+    assert sum(n * 4**k for k, n in layout.counts().items()) == layout.full_tokens
+
+
+def test_layout_order_positions_and_key_subsets():
+    lm = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]]])
+    layout = TokenLayout(lm)
+    assert layout.counts() == {0: 8, 1: 2}
+    # level 0 first, raster order, then level 1 at block top-lefts
+    assert layout.y[:8].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert layout.y[8:].tolist() == [0, 2] and layout.x[8:].tolist() == [2, 0]
+    assert layout.key_index[0] is None
+    # level-1 view: level-1 tokens + top-left of each full-res 2x2 block
+    keys = layout.key_index[1].tolist()
+    assert [(int(layout.y[i]), int(layout.x[i])) for i in keys] == [(0, 0), (2, 2), (0, 2), (2, 0)]
+    assert torch.equal(layout.positions(1)[8], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+
+
+def test_sequence_plan_groups_cover_every_query_once():
+    f = Fovea((Gaze(0.4, 0.4, 0.2),), LevelPolicy.rings(2.0))
+    layout = TokenLayout(rasterize(f, TokenGrid(1, 16, 16)))
+    plan = SequencePlan(layout, n_prefix=7, n_suffix=5)
+    q = torch.cat([g.q_index() for g in plan.groups]).sort().values
+    assert torch.equal(q, torch.arange(plan.seq_len))
+    for g in plan.groups[1:]:
+        assert g.n_k(plan.seq_len) < plan.seq_len
+        assert set(range(7)) <= set(g.k_index.tolist())
+        assert set(range(plan.seq_len - 5, plan.seq_len)) <= set(g.k_index.tolist())
+
+
+def test_canvas_noise_has_iid_representatives_and_replicated_groups():
+    layout = TokenLayout(rasterize(Fovea((Gaze(0.5, 0.5, 0.15),), LevelPolicy.quarter()), TokenGrid(1, 32, 32)))
+    pk = LatentPacking(layout, 2)
+    g = torch.Generator().manual_seed(0)
+    noise = pk.noise((8, 16, 64, 64), generator=g)
+    assert pk.is_canonical(noise)
+    reps = pk.pack(noise)
+    assert abs(float(reps.mean())) < 0.02 and abs(float(reps.std()) - 1) < 0.02
+    # representatives are distinct entries of one i.i.d. draw, hence i.i.d.
+    assert pk.element_index.unique().numel() == pk.element_index.numel()
+    g2 = torch.Generator().manual_seed(0)
+    draw = torch.randn((8, 16, 64, 64), generator=g2)
+    assert torch.equal(reps, pk.pack(draw))
+    # a level-2 group of a p=2 token: 4x4 pixels equal
+    lvl2 = (layout.level == 2).nonzero()[0, 0]
+    y, x = int(layout.y[lvl2]) * 2, int(layout.x[lvl2]) * 2
+    block = noise[0, 0, y : y + 8, x : x + 8]
+    assert torch.all(block[:4, :4] == block[0, 0]) and block[0, 0] != block[0, 4]
+
+
+def test_merge_uses_the_latent_of_the_downsampled_image():
+    layout = TokenLayout(rasterize(Fovea((Gaze(0.5, 0.5, 0.2),), LevelPolicy.rings(2.0)), TokenGrid(1, 16, 16)))
+    pk = LatentPacking(layout, 2)
+    full = torch.randn(1, 4, 32, 32)
+    low = {1: torch.randn(1, 4, 16, 16), 2: torch.randn(1, 4, 8, 8)}
+    canvas = merge_levels(pk, full, low)
+    assert pk.is_canonical(canvas)
+    plev = pk.pixel_levels()[0]
+    assert torch.equal(canvas[0][:, plev == 0], full[0][:, plev == 0])
+    for k, z in low.items():
+        view = level_view(canvas, k)
+        mask = level_view(plev, k) == k
+        assert torch.equal(view[0][:, mask], z[0][:, mask])
+    with pytest.raises(ValueError, match="no latent of the 1/4 image"):
+        merge_levels(pk, full, {1: low[1]})
+
+
+def test_layout_cache_builds_once_per_fovea_and_grid():
+    cache = LayoutCache(size=2)
+    f = Fovea((Gaze(0.5, 0.5, 0.2),))
+    g = TokenGrid(1, 16, 16)
+    a = cache.get(f, g)
+    assert cache.get(Fovea((Gaze(0.5, 0.5, 0.2),)), g) is a
+    b = cache.get(f, TokenGrid(1, 16, 32))
+    assert b is not a and len(cache) == 2
+    cache.get(Fovea((Gaze(0.3, 0.5, 0.2),)), g)
+    assert len(cache) == 2  # LRU bound
+
+
+def test_packing_rejects_a_latent_of_the_wrong_size():
+    layout = TokenLayout(rasterize(Fovea((Gaze(0.5, 0.5, 0.2),)), TokenGrid(1, 8, 8)))
+    pk = LatentPacking(layout, 2)
+    with pytest.raises(ValueError, match="does not match the fovea layout"):
+        pk.pack(torch.zeros(1, 4, 16, 18))
