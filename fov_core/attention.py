@@ -88,19 +88,21 @@ class SequencePlan:
             self._device_copies[device] = clone
         return self._device_copies[device]
 
-    def frame_ids(self, ids: torch.Tensor, spatial_axes: Sequence[int]):
+    def frame_ids(self, ids: torch.Tensor, spatial_axes: Sequence[int], origin: Optional[Sequence[float]] = None):
         """Per group, (query ids, key ids) in the group's RoPE frame.
 
         ids: (..., N, A) full-resolution position ids of the whole sequence. Only image
-        rows get their spatial axes divided by 2^level; text/reference ids are kept.
+        rows change: their spatial ids become origin + (id - origin) / 2^level (origin 0
+        unless the model shifts its image ids); text/reference ids are kept.
         """
         out = []
         axes = list(spatial_axes)
+        org = torch.tensor(list(origin) if origin is not None else [0.0] * len(axes), dtype=ids.dtype, device=ids.device)
         for g in self.groups:
             framed = ids.clone()
             if g.level:
                 img = framed[..., self.image_start : self.image_end, :]
-                img[..., axes] = img[..., axes] / (2.0**g.level)
+                img[..., axes] = org + (img[..., axes] - org) / (2.0**g.level)
             q_ids = torch.cat([framed[..., s:e, :] for s, e in g.q_slices], dim=-2)
             k_ids = framed if g.k_index is None else framed.index_select(-2, g.k_index.to(framed.device))
             out.append((q_ids, k_ids))

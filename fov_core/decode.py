@@ -44,20 +44,13 @@ class SplitDecoder:
     def __init__(self, layout: TokenLayout, patch: int, token_px: int, feather: float = 0.03, margin: int = 2):
         self.layout, self.patch, self.token_px = layout, patch, token_px
         self.feather = feather
-        T, H, W = layout.shape
         levels = layout.levels
         self.parts = [DecodePart(levels[-1], None)]
         for k in reversed(levels[:-1]):
             region = (layout.level_map <= k).any(dim=0)
-            ys = region.any(dim=1).nonzero().squeeze(1)
-            xs = region.any(dim=0).nonzero().squeeze(1)
-            s = 2**k
-            y0 = max(0, (int(ys[0]) - margin) // s * s)
-            x0 = max(0, (int(xs[0]) - margin) // s * s)
-            y1 = min(H // s * s, -(-(int(ys[-1]) + 1 + margin) // s) * s)
-            x1 = min(W // s * s, -(-(int(xs[-1]) + 1 + margin) // s) * s)
-            box = None if (y0, y1, x0, x1) == (0, H, 0, W) else (y0, y1, x0, x1)
-            self.parts.append(DecodePart(k, box))
+            for box in region_boxes(region, margin, 2**k):
+                self.parts.append(DecodePart(k, box))
+        self._weights = {}
 
     def decoded_pixels(self) -> float:
         """Decoded pixels relative to one native full decode (the decode cost ratio)."""
@@ -70,6 +63,12 @@ class SplitDecoder:
 
     def weights(self, level: int, device="cpu") -> torch.Tensor:
         """(T, H_px, W_px) blend weight of level `level` over the coarser result."""
+        key = (level, torch.device(device))
+        if key not in self._weights:
+            self._weights[key] = self._compute_weights(level, device)
+        return self._weights[key]
+
+    def _compute_weights(self, level: int, device) -> torch.Tensor:
         T, H, W = self.layout.shape
         tp = self.token_px
         mask = (self.layout.level_map <= level).float().to(device)
@@ -103,6 +102,60 @@ class SplitDecoder:
             region = out[:, py0:py1, px0:px1]
             out[:, py0:py1, px0:px1] = region + (up.to(region.dtype) - region) * w.to(region.dtype)
         return out
+
+
+def region_boxes(region: torch.Tensor, margin: int, align: int) -> list:
+    """Boxes (y0, y1, x0, x1) in tokens that cover `region` (H, W) plus `margin` tokens,
+    aligned to `align`: one per connected part, merged where they overlap, or a single
+    bounding box when that is smaller. None = the whole frame."""
+    H, W = region.shape
+    grown = F.max_pool2d(region.float()[None, None], 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
+    labels = _components(grown)
+    boxes = []
+    for lab in range(1, int(labels.max()) + 1):
+        ys, xs = (labels == lab).nonzero(as_tuple=True)
+        boxes.append(_align((int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1), align, H, W))
+    merged = True
+    while merged:  # merge overlapping boxes (their union box) until none overlap
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    boxes[i] = _align((min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])), align, H, W)
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    area = lambda b: (b[1] - b[0]) * (b[3] - b[2])  # noqa: E731
+    ys, xs = grown.nonzero(as_tuple=True)
+    whole = _align((int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1), align, H, W)
+    if sum(map(area, boxes)) >= area(whole):
+        boxes = [whole]
+    return [None if b == (0, H, 0, W) else b for b in boxes]
+
+
+def _align(box, s, H, W):
+    y0, y1, x0, x1 = box
+    return (y0 // s * s, min(H // s * s if H % s else H, -(-y1 // s) * s),
+            x0 // s * s, min(W // s * s if W % s else W, -(-x1 // s) * s))
+
+
+def _components(mask: torch.Tensor) -> torch.Tensor:
+    """8-connected component labels (0 = background) by iterative max-propagation."""
+    H, W = mask.shape
+    ids = torch.arange(1, H * W + 1, dtype=torch.float32).reshape(H, W) * mask
+    while True:
+        grown = F.max_pool2d(ids[None, None], 3, stride=1, padding=1)[0, 0] * mask
+        if torch.equal(grown, ids):
+            break
+        ids = grown
+    uniq = torch.unique(ids[mask])
+    out = torch.zeros((H, W), dtype=torch.long)
+    for i, u in enumerate(uniq.tolist(), start=1):
+        out[ids == u] = i
+    return out
 
 
 def _upsample(img: torch.Tensor, factor: int, h: int, w: int) -> torch.Tensor:

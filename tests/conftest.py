@@ -20,7 +20,8 @@ import pytest
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
 if str(PACK_ROOT) not in sys.path:
-    sys.path.insert(0, str(PACK_ROOT))
+    # appended, never first: the pack's nodes/ must not shadow ComfyUI's top-level nodes.py
+    sys.path.append(str(PACK_ROOT))
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
@@ -114,3 +115,22 @@ def pytest_terminal_summary(terminalreporter):
             tr.write_line(f"{t:8s} SKIPPED  {c['skipped']} tests: {reasons[t] or 'see skip reasons'}")
         else:
             tr.write_line(f"{t:8s} NOT RUN  no tests of this tier were selected")
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """Booted in-process ComfyUI with tiny real-format models and this pack loaded."""
+    if COMFY_ROOT is None:
+        pytest.skip(COMFY_REASON)
+    from types import SimpleNamespace
+
+    from comfy_fixtures import harness, tiny_models
+
+    base = tmp_path_factory.mktemp("comfyui")
+    models = base / "models"
+    infos = tiny_models.write_all(models)
+    handle = harness.boot_comfyui(COMFY_ROOT, models, base / "output", [PACK_ROOT])
+    harness.register_nodes(handle, harness.harness_test_nodes())
+    pack = sys.modules[str(PACK_ROOT).replace(".", "_x_")]
+    return SimpleNamespace(handle=handle, pack=pack, models=models, infos=infos, harness=harness,
+                           tiny_models=tiny_models, root=COMFY_ROOT)

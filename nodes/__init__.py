@@ -1,0 +1,14 @@
+"""ComfyUI side of the pack: thin V3 nodes over fov_core, and per-family adapters."""
+from .apply_node import ApplyFoveation
+from .fovea_nodes import FoveaFromBoxes, FoveaFromMask, FoveaFromSaliency, FoveaNode
+from .latent_nodes import FoveatedDecode, FoveatedEncode
+
+NODE_CLASSES = [
+    FoveaNode,
+    FoveaFromMask,
+    FoveaFromBoxes,
+    FoveaFromSaliency,
+    ApplyFoveation,
+    FoveatedDecode,
+    FoveatedEncode,
+]

@@ -1,0 +1,56 @@
+"""What every model-family adapter provides.
+
+An adapter is chosen by the diffusion model's class. It knows how the family turns a
+latent into tokens (patch size, token grid) and runs the NATIVE model on the packed
+sequence through official extension points, touching only the thin outer part:
+the packed tokens are laid out as a one-token-high latent ("strip") so the model's
+own patchify produces them in order; ids and RoPE frames are corrected through the
+family's extension points; the attention override does the phase-aligned attention.
+"""
+from __future__ import annotations
+
+from ...fov_core import TokenGrid
+
+TOKEN_PX = 16  # image pixels per DiT token for every supported family
+
+
+class FamilyAdapter:
+    name = "?"
+
+    def __init__(self, model_patcher):
+        self.model_patcher = model_patcher
+        self.base_model = model_patcher.model
+        self.diffusion_model = model_patcher.model.diffusion_model
+        self.latent_channels = self.base_model.latent_format.latent_channels
+        self.vae_scale = self.base_model.latent_format.spacial_downscale_ratio
+
+    @classmethod
+    def matches(cls, diffusion_model) -> bool:
+        raise NotImplementedError
+
+    @property
+    def patch_size(self) -> int:
+        raise NotImplementedError
+
+    def token_grid(self, latent_shape) -> tuple[TokenGrid, int]:
+        """(grid, patch size) for a latent of this shape."""
+        p = self.patch_size
+        if len(latent_shape) != 4:
+            raise ValueError(
+                f"{self.name} generates images; got a latent of shape {tuple(latent_shape)} "
+                f"(video latents need a video model)"
+            )
+        h, w = latent_shape[-2:]
+        if h % p or w % p:
+            step = p * self.vae_scale
+            raise ValueError(
+                f"The latent is {h}x{w}; {self.name} needs width and height that are multiples of "
+                f"{step} px for foveation (e.g. {(h // p + 1) * step}x{(w // p + 1) * step} px)."
+            )
+        return TokenGrid(1, h // p, w // p, token_px=p * self.vae_scale), p
+
+    def dims(self, args, kwargs):
+        return None
+
+    def forward(self, executor, args, kwargs, layout, packing):
+        raise NotImplementedError

@@ -1,0 +1,84 @@
+"""Chroma: comfy.ldm.chroma.model.Chroma (FLUX.1-schnell derived, no reference latents).
+
+Chroma builds its ids inside _forward and offers no post_input patch, so the adapter
+computes the ids itself (text 0, image (0, y, x)) and removes the blocks' own RoPE
+through "dit" block-replacement patches that call the original block with pe=None
+(chaining any replacement another node installed). The strip latent, the override and
+the RoPE tables are as for FLUX.
+"""
+from __future__ import annotations
+
+import torch
+
+import comfy.ldm.chroma.model as chroma_model
+
+from ...fov_core import DiTDims
+from ..foveation import CALL_KEY, CallState, make_attention_override
+from .base import FamilyAdapter
+from .flux import build_plan_and_rope
+
+
+def _without_pe(previous):
+    def replace(args, extra):
+        args = dict(args, pe=None)
+        if previous is not None:
+            return previous(args, extra)
+        return extra["original_block"](args)
+
+    return replace
+
+
+class ChromaAdapter(FamilyAdapter):
+    name = "Chroma"
+
+    @classmethod
+    def matches(cls, diffusion_model) -> bool:
+        return type(diffusion_model) is chroma_model.Chroma
+
+    @property
+    def patch_size(self) -> int:
+        return self.diffusion_model.patch_size
+
+    def dims(self, args, kwargs):
+        prm = self.diffusion_model.params
+        context = args[2] if len(args) > 2 else kwargs.get("context")
+        return DiTDims(
+            hidden=prm.hidden_size,
+            mlp_hidden=int(prm.hidden_size * prm.mlp_ratio),
+            blocks=prm.depth + prm.depth_single_blocks,
+            text_tokens=int(context.shape[1]) if context is not None else 0,
+        )
+
+    def forward(self, executor, args, kwargs, layout, packing):
+        # Chroma.forward(x, timestep, context, guidance, control=None, transformer_options={}, **kw)
+        args = list(args)
+        x, context = args[0], args[2]
+        control = args[4] if len(args) > 4 else kwargs.get("control")
+        if control is not None:
+            raise ValueError("Foveation does not support ControlNet on Chroma yet; remove the ControlNet or the foveation.")
+        topts_index = 5 if len(args) > 5 else None
+        topts = args[5] if topts_index is not None else kwargs.get("transformer_options", {})
+        dm = self.diffusion_model
+        B, n_txt = x.shape[0], context.shape[1]
+
+        ids = torch.zeros((B, n_txt + layout.n_tokens, 3), device=x.device, dtype=torch.float32)
+        ids[:, n_txt:, 1] = layout.y.to(x.device, torch.float32)
+        ids[:, n_txt:, 2] = layout.x.to(x.device, torch.float32)
+        state = CallState(layout)
+        build_plan_and_rope(state, dm.pe_embedder, ids, n_txt, 0, (0.0, 0.0))
+
+        topts = dict(topts)
+        replace = {k: dict(v) if isinstance(v, dict) else v for k, v in topts.get("patches_replace", {}).items()}
+        dit = replace.setdefault("dit", {})
+        for name, count in (("double_block", len(dm.double_blocks)), ("single_block", len(dm.single_blocks))):
+            for i in range(count):
+                dit[(name, i)] = _without_pe(dit.get((name, i)))
+        topts["patches_replace"] = replace
+        topts["optimized_attention_override"] = make_attention_override(state, topts.get("optimized_attention_override"))
+        topts[CALL_KEY] = state
+        if topts_index is not None:
+            args[5] = topts
+        else:
+            kwargs = dict(kwargs, transformer_options=topts)
+        args[0] = packing.pack_strip(x)
+        return packing.unpack_strip(executor(*args, **kwargs))

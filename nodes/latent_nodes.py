@@ -1,0 +1,115 @@
+"""Foveated Decode and Foveated Encode: VAE work on the foveated latent ("canvas")."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+import comfy.utils
+from comfy_api.latest import io
+
+from ..fov_core import LatentPacking, SplitDecoder, TokenGrid, TokenLayout, merge_levels, rasterize
+from .types import FOVEA
+
+TOKEN_PX = 16
+
+
+def layout_for_latent(fovea, samples: torch.Tensor, vae) -> tuple[TokenLayout, LatentPacking]:
+    if getattr(samples, "is_nested", False):
+        raise ValueError("Foveated Decode/Encode does not support nested (multi-part) latents")
+    ds = vae.spacial_compression_decode()
+    if not isinstance(ds, int) or TOKEN_PX % ds:
+        raise ValueError(f"this VAE compresses by {ds}; foveation needs a VAE of an image DiT with 16 px tokens "
+                         f"(FLUX.1, FLUX.2, Chroma)")
+    p = TOKEN_PX // ds
+    if samples.ndim != 4:
+        raise ValueError(f"expected an image latent (batch, channels, height, width), got shape {tuple(samples.shape)}")
+    h, w = samples.shape[-2:]
+    if h % p or w % p:
+        raise ValueError(f"latent {h}x{w} is not a whole number of 16 px tokens; use an image size that is a "
+                         f"multiple of 16 px")
+    layout = TokenLayout(rasterize(fovea, TokenGrid(1, h // p, w // p, token_px=TOKEN_PX)))
+    return layout, LatentPacking(layout, p)
+
+
+class FoveatedDecode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="FoveatedDecode",
+            display_name="Foveated Decode",
+            category="foveated/latent",
+            description="Decode a foveated latent: the periphery at its own low resolution, the fovea only over its "
+                        "region plus a margin, then a feathered blend inside the fovea. Faster than a full decode.",
+            inputs=[
+                io.Latent.Input("samples", tooltip="The latent sampled with Apply Foveation."),
+                io.Vae.Input("vae", tooltip="The model's VAE."),
+                FOVEA.Input("fovea", tooltip="The same FOVEA that was given to Apply Foveation."),
+                io.Int.Input("margin", default=2, min=0, max=16, step=1, advanced=True,
+                             tooltip="Extra tokens decoded around the fovea so the VAE sees context at its edge."),
+            ],
+            outputs=[io.Image.Output(display_name="IMAGE"),
+                     io.Mask.Output(display_name="fovea_mask", tooltip="Blend weight of the full-resolution decode.")],
+        )
+
+    @classmethod
+    def execute(cls, samples, vae, fovea, margin) -> io.NodeOutput:
+        latent = samples["samples"]
+        layout, packing = layout_for_latent(fovea, latent, vae)
+        if not packing.is_canonical(latent):
+            raise ValueError(
+                "this latent was not generated with this fovea: its periphery is not made of low-resolution "
+                "blocks. Connect the same FOVEA to Apply Foveation and Foveated Decode, or use VAE Decode."
+            )
+        dec = SplitDecoder(layout, packing.patch, TOKEN_PX, fovea.feather, margin)
+        pbar = comfy.utils.ProgressBar(len(dec.parts))
+        parts = []
+        for part in dec.parts:
+            parts.append(vae.decode(part.latent_crop(latent, packing.patch)))
+            pbar.update(1)
+        image = dec.compose(parts)
+        mask = dec.weights(0, image.device).expand(image.shape[0], -1, -1)
+        return io.NodeOutput(image, mask)
+
+
+class FoveatedEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="FoveatedEncode",
+            display_name="Foveated Encode",
+            category="foveated/latent",
+            description="Encode an image into a foveated latent for img2img: the fovea from the full-resolution "
+                        "encode, the periphery from encodes of the downsampled image (never a pooled latent).",
+            inputs=[
+                io.Image.Input("pixels", tooltip="Image to encode; width and height multiples of 16 px."),
+                io.Vae.Input("vae", tooltip="The model's VAE."),
+                FOVEA.Input("fovea", tooltip="The FOVEA you will sample with."),
+            ],
+            outputs=[io.Latent.Output(display_name="LATENT")],
+        )
+
+    @classmethod
+    def execute(cls, pixels, vae, fovea) -> io.NodeOutput:
+        H, W = pixels.shape[1:3]
+        if H % TOKEN_PX or W % TOKEN_PX:
+            lo = lambda v: max(TOKEN_PX, v // TOKEN_PX * TOKEN_PX)  # noqa: E731
+            raise ValueError(f"image is {W}x{H} px; Foveated Encode needs multiples of {TOKEN_PX} px "
+                             f"(e.g. {lo(W)}x{lo(H)} or {lo(W) + TOKEN_PX}x{lo(H) + TOKEN_PX}); resize or crop it first")
+        rgb = pixels[..., :3]
+        full = vae.encode(rgb)
+        layout, packing = layout_for_latent(fovea, full, vae)
+        ds = vae.spacial_compression_encode()
+        low = {}
+        for k in layout.levels:
+            if k == 0:
+                continue
+            s = 2**k
+            h, w = -(-H // s), -(-W // s)
+            img = F.interpolate(rgb.movedim(-1, 1).float(), size=(h, w), mode="bicubic", antialias=True)
+            img = img.clamp(0, 1)
+            ph, pw = (-h) % ds, (-w) % ds
+            if ph or pw:
+                img = F.pad(img, (0, pw, 0, ph), mode="replicate")
+            low[k] = vae.encode(img.movedim(1, -1))
+        canvas = merge_levels(packing, full, {k: z.to(full) for k, z in low.items()})
+        return io.NodeOutput({"samples": canvas})

@@ -1,0 +1,206 @@
+"""DESIGN.md invariants on ComfyUI's real model classes (tiny random checkpoints in the
+real formats, loaded by ComfyUI's own loader), fp32 on CPU."""
+import pytest
+import torch
+
+pytestmark = pytest.mark.comfyui
+ATOL = 3e-5
+
+
+def _close(a, b, atol=ATOL):
+    err = (a - b).abs().max().item()
+    assert err <= atol, f"max abs error {err:.3g} > {atol}"
+
+
+def _upsample(x, k):
+    s = 2**k
+    return x.repeat_interleave(s, -1).repeat_interleave(s, -2)
+
+
+class Family:
+    """A loaded tiny model of one family plus how to call its diffusion model."""
+
+    def __init__(self, comfy, key):
+        from comfy import sd as comfy_sd  # ComfyUI's loader (the `comfy` argument is the fixture)
+
+        self.comfy, self.key = comfy, key
+        info = comfy.infos[key]
+        if key == "chroma":  # ComfyUI hard-codes Chroma's approximator width; the patch reads it
+            with comfy.tiny_models.chroma_detection_patch():
+                self.mp = comfy_sd.load_diffusion_model(info["path"])
+        else:
+            self.mp = comfy_sd.load_diffusion_model(info["path"])
+        self.dm = self.mp.model.diffusion_model
+        self.info = info
+        self.ctx_dim = info["context_in_dim"]
+        self.channels = info["latent_channels"] if key != "chroma" else 16
+        self.patch = info["patch_size"] if key != "chroma" else 2
+        pack = comfy.pack
+        self.pack = pack
+        self.adapter_cls = pack.nodes.adapters.adapter_for(self.mp)
+
+    def call_args(self, x, *, txt_len=7, seed=0, refs=None, transformer_options=None, ref_method=None):
+        g = torch.Generator().manual_seed(seed)
+        B = x.shape[0]
+        context = torch.randn(B, txt_len, self.ctx_dim, generator=g)
+        t = torch.full((B,), 0.7)
+        topts = transformer_options if transformer_options is not None else {}
+        kwargs = {}
+        if self.key == "chroma":
+            args = (x, t, context, torch.zeros(B), None, topts)
+        else:
+            y = torch.randn(B, self.info["vec_in_dim"], generator=g) if self.info["vec_in_dim"] else None
+            guidance = torch.full((B,), 3.5) if self.info["guidance_embed"] else None
+            args = (x, t, context, y, guidance, refs, None, topts)
+            if ref_method:
+                kwargs["ref_latents_method"] = ref_method
+        return args, kwargs
+
+    def native(self, x, **kw):
+        args, kwargs = self.call_args(x, **kw)
+        with torch.no_grad():
+            return self.dm(*args, **kwargs)
+
+    def foveated(self, x, layout, **kw):
+        """The adapter's path on an explicit layout (also for all-level-0 / all-level-k maps)."""
+        from_pack = self.pack.fov_core
+        adapter = self.adapter_cls(self.mp)
+        packing = from_pack.LatentPacking(layout, self.patch)
+        args, kwargs = self.call_args(x, **kw)
+        with torch.no_grad():
+            return adapter.forward(lambda *a, **k: self.dm._forward(*a, **k), args, kwargs, layout, packing)
+
+    def patched(self, fovea):
+        return self.pack.nodes.foveation.FoveationPatch(fovea, self.adapter_cls).install(self.mp)
+
+
+FAMILIES = ["flux1_dev", "flux1_schnell", "flux2_klein", "chroma"]
+
+
+@pytest.fixture(scope="module")
+def families(comfy):
+    return {k: Family(comfy, k) for k in FAMILIES}
+
+
+def _layout(comfy, level_map):
+    return comfy.pack.fov_core.TokenLayout(level_map)
+
+
+def _canvas(comfy, fam, layout, batch=1, seed=0):
+    packing = comfy.pack.fov_core.LatentPacking(layout, fam.patch)
+    T, Hl, Wl = packing.latent_shape
+    return packing.noise((batch, fam.channels, Hl, Wl), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("key", FAMILIES)
+def test_adapter_is_chosen_by_model_class(families, key):
+    fam = families[key]
+    expected = "ChromaAdapter" if key == "chroma" else "FluxAdapter"
+    assert fam.adapter_cls.__name__ == expected
+
+
+@pytest.mark.parametrize("key", FAMILIES)
+@pytest.mark.parametrize("batch", [1, 2])
+def test_all_full_resolution_equals_native(comfy, families, key, batch):
+    fam = families[key]
+    layout = _layout(comfy, torch.zeros(1, 6, 10, dtype=torch.long))
+    x = torch.randn(batch, fam.channels, 6 * fam.patch, 10 * fam.patch)
+    _close(fam.foveated(x, layout), fam.native(x))
+
+
+@pytest.mark.parametrize("key", FAMILIES)
+@pytest.mark.parametrize("k", [1, 2])
+def test_all_low_resolution_equals_native_low_resolution(comfy, families, key, k):
+    fam = families[key]
+    layout = _layout(comfy, torch.full((1, 8, 12), k, dtype=torch.long))
+    canvas = _canvas(comfy, fam, layout, batch=2)
+    low = canvas[..., :: 2**k, :: 2**k]
+    _close(fam.foveated(canvas, layout), _upsample(fam.native(low), k))
+
+
+@pytest.mark.parametrize(
+    "key, method",
+    [("flux1_dev", m) for m in (None, "index", "uxo")]
+    # index_timestep_zero needs FLUX.2's global modulation (native FLUX.1 rejects it too)
+    + [("flux2_klein", m) for m in (None, "index", "uxo", "index_timestep_zero")],
+)
+def test_reference_latents_pass_through(comfy, families, key, method):
+    """Kontext / FLUX.2 edit: reference tokens are never foveated; all-level-k with refs
+    equals the native low-resolution forward with the same refs."""
+    fam = families[key]
+    refs = [torch.randn(1, fam.channels, 4 * fam.patch, 6 * fam.patch)]
+    layout = _layout(comfy, torch.full((1, 8, 8), 1, dtype=torch.long))
+    canvas = _canvas(comfy, fam, layout)
+    low = canvas[..., ::2, ::2]
+    kw = dict(refs=refs, ref_method=method)
+    if method == "uxo":
+        # uxo offsets the refs by the target's size: equal to native only for the same target size
+        full = _layout(comfy, torch.zeros(1, 8, 8, dtype=torch.long))
+        x = torch.randn(1, fam.channels, 8 * fam.patch, 8 * fam.patch)
+        _close(fam.foveated(x, full, **kw), fam.native(x, **kw))
+    else:
+        _close(fam.foveated(canvas, layout, **kw), _upsample(fam.native(low, **kw), 1))
+
+
+def _dense_override_factory(comfy, fam):
+    """An attention override computing the dense per-query reference from the call's ids."""
+    import comfy.ldm.flux.math as fm
+
+    fc = comfy.pack.fov_core
+
+    def factory(state, previous=None):
+        def override(func, q, k, v, heads, *args, **kwargs):
+            plan = state.plan
+            if plan is None or q.shape[2] != plan.seq_len:
+                return func(q, k, v, heads, *args, **kwargs)
+            levels = torch.full((plan.seq_len,), -1, dtype=torch.long)
+            levels[plan.image_start : plan.image_end] = state.layout.level
+            ids = state.ids[0].double()
+            rope = lambda x, i: fm._apply_rope1(x, fam.dm.pe_embedder(i[None].float()))  # noqa: E731
+            out = fc.dense_reference_attention(q, k, v, ids, levels, (1, 2), rope)
+            B, H, N, D = out.shape
+            return out.transpose(1, 2).reshape(B, N, H * D)
+
+        return override
+
+    return factory
+
+
+@pytest.mark.parametrize("key", FAMILIES)
+@pytest.mark.parametrize("policy", ["half", "rings"])
+def test_fast_path_equals_dense_reference(comfy, families, monkeypatch, key, policy):
+    fam = families[key]
+    fc = comfy.pack.fov_core
+    pol = fc.LevelPolicy.half() if policy == "half" else fc.LevelPolicy.rings(1.6)
+    fovea = fc.Fovea((fc.Gaze(0.4, 0.45, 0.25),), pol)
+    layout = fc.TokenLayout(fc.rasterize(fovea, fc.TokenGrid(1, 12, 12)))
+    assert len(layout.levels) >= 2
+    canvas = _canvas(comfy, fam, layout, batch=2)
+    refs = [torch.randn(2, fam.channels, 2 * fam.patch, 4 * fam.patch)] if key != "chroma" else None
+    fast = fam.foveated(canvas, layout, refs=refs)
+    mod = comfy.pack.nodes.adapters.chroma if key == "chroma" else comfy.pack.nodes.adapters.flux
+    monkeypatch.setattr(mod, "make_attention_override", _dense_override_factory(comfy, fam))
+    dense = fam.foveated(canvas, layout, refs=refs)
+    _close(fast, dense)
+    assert fam.pack.fov_core.LatentPacking(layout, fam.patch).is_canonical(fast)
+
+
+@pytest.mark.parametrize("key", FAMILIES)
+def test_patched_model_forward_and_no_trace(comfy, families, key):
+    """Through the real wrapper: foveated output is a canvas; the original model and its
+    options are untouched, so native output afterwards is bit-identical."""
+    fam = families[key]
+    fc = comfy.pack.fov_core
+    x = torch.randn(1, fam.channels, 12 * fam.patch, 12 * fam.patch)
+    before = fam.native(x)
+    opts_before = repr((fam.mp.model_options, fam.mp.wrappers))
+    fovea = fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),), fc.LevelPolicy.quarter())
+    patched = fam.patched(fovea)
+    # what sampling does (sampler_helpers.prepare_model_patcher): the patcher's wrappers go
+    # into transformer_options
+    out = fam.native(x, transformer_options={"wrappers": patched.wrappers})
+    layout = fc.TokenLayout(fc.rasterize(fovea, fc.TokenGrid(1, 12, 12)))
+    assert fc.LatentPacking(layout, fam.patch).is_canonical(out)
+    assert not torch.equal(out, before)
+    assert repr((fam.mp.model_options, fam.mp.wrappers)) == opts_before
+    assert torch.equal(fam.native(x), before)
