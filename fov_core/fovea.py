@@ -260,6 +260,11 @@ class MaskRegion:
             sel = m[list(fc.grid.video_frames_of(fc.frame))]
         elif nf == grid.frames:
             sel = m[fc.frame : fc.frame + 1]
+        elif grid.frames == 1:
+            raise ValueError(
+                f"this fovea's mask has {nf} frames (a video mask) but the model generates a single image; "
+                f"give one mask"
+            )
         else:
             raise ValueError(
                 f"mask has {nf} frames but the video has {grid.video_frames} frames "

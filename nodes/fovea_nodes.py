@@ -57,14 +57,13 @@ def make_fovea(regions, periphery: str, ring_scale: float, feather: float, merge
     return fovea
 
 
-def preview_mask(fovea: Fovea, width: int, height: int) -> torch.Tensor:
-    """(1, H, W) MASK: 1 / 2^level of the token each pixel falls in."""
+def preview_mask(fovea: Fovea, width: int, height: int, frames: int = 1) -> torch.Tensor:
+    """(frames, H, W) MASK: 1 / 2^level of the token each pixel falls in (one per frame)."""
     if width < TOKEN_PX or height < TOKEN_PX:
         raise ValueError(f"preview size must be at least {TOKEN_PX}x{TOKEN_PX} px, got {width}x{height}")
-    grid = TokenGrid(1, max(1, round(height / TOKEN_PX)), max(1, round(width / TOKEN_PX)))
-    levels = rasterize(fovea, grid)[0]
-    fine = (0.5 ** levels.float())[None, None]
-    return torch.nn.functional.interpolate(fine, size=(height, width), mode="nearest")[0]
+    grid = TokenGrid(frames, max(1, round(height / TOKEN_PX)), max(1, round(width / TOKEN_PX)))
+    fine = (0.5 ** rasterize(fovea, grid).float())[:, None]
+    return torch.nn.functional.interpolate(fine, size=(height, width), mode="nearest")[:, 0]
 
 
 def parse_gazes(text: str) -> list:
@@ -157,8 +156,9 @@ class FoveaFromMask(io.ComfyNode):
 
     @classmethod
     def execute(cls, mask, threshold, periphery, ring_scale, feather, fovea=None) -> io.NodeOutput:
-        f = make_fovea([MaskRegion(mask, threshold)], periphery, ring_scale, feather, fovea)
-        return io.NodeOutput(f, preview_mask(f, mask.shape[-1], mask.shape[-2]))
+        region = MaskRegion(mask, threshold)
+        f = make_fovea([region], periphery, ring_scale, feather, fovea)
+        return io.NodeOutput(f, preview_mask(f, mask.shape[-1], mask.shape[-2], frames=region.mask.shape[0]))
 
 
 def boxes_from_input(bboxes) -> list:

@@ -118,7 +118,7 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="session")
-def comfy(tmp_path_factory):
+def env(tmp_path_factory):
     """Booted in-process ComfyUI with tiny real-format models and this pack loaded."""
     if COMFY_ROOT is None:
         pytest.skip(COMFY_REASON)

@@ -20,13 +20,13 @@ def _upsample(x, k):
 class Family:
     """A loaded tiny model of one family plus how to call its diffusion model."""
 
-    def __init__(self, comfy, key):
-        from comfy import sd as comfy_sd  # ComfyUI's loader (the `comfy` argument is the fixture)
+    def __init__(self, env, key):
+        from comfy import sd as comfy_sd
 
-        self.comfy, self.key = comfy, key
-        info = comfy.infos[key]
+        self.env, self.key = env, key
+        info = env.infos[key]
         if key == "chroma":  # ComfyUI hard-codes Chroma's approximator width; the patch reads it
-            with comfy.tiny_models.chroma_detection_patch():
+            with env.tiny_models.chroma_detection_patch():
                 self.mp = comfy_sd.load_diffusion_model(info["path"])
         else:
             self.mp = comfy_sd.load_diffusion_model(info["path"])
@@ -35,7 +35,7 @@ class Family:
         self.ctx_dim = info["context_in_dim"]
         self.channels = info["latent_channels"] if key != "chroma" else 16
         self.patch = info["patch_size"] if key != "chroma" else 2
-        pack = comfy.pack
+        pack = env.pack
         self.pack = pack
         self.adapter_cls = pack.nodes.adapters.adapter_for(self.mp)
 
@@ -78,16 +78,16 @@ FAMILIES = ["flux1_dev", "flux1_schnell", "flux2_klein", "chroma"]
 
 
 @pytest.fixture(scope="module")
-def families(comfy):
-    return {k: Family(comfy, k) for k in FAMILIES}
+def families(env):
+    return {k: Family(env, k) for k in FAMILIES}
 
 
-def _layout(comfy, level_map):
-    return comfy.pack.fov_core.TokenLayout(level_map)
+def _layout(env, level_map):
+    return env.pack.fov_core.TokenLayout(level_map)
 
 
-def _canvas(comfy, fam, layout, batch=1, seed=0):
-    packing = comfy.pack.fov_core.LatentPacking(layout, fam.patch)
+def _canvas(env, fam, layout, batch=1, seed=0):
+    packing = env.pack.fov_core.LatentPacking(layout, fam.patch)
     T, Hl, Wl = packing.latent_shape
     return packing.noise((batch, fam.channels, Hl, Wl), generator=torch.Generator().manual_seed(seed))
 
@@ -101,19 +101,19 @@ def test_adapter_is_chosen_by_model_class(families, key):
 
 @pytest.mark.parametrize("key", FAMILIES)
 @pytest.mark.parametrize("batch", [1, 2])
-def test_all_full_resolution_equals_native(comfy, families, key, batch):
+def test_all_full_resolution_equals_native(env, families, key, batch):
     fam = families[key]
-    layout = _layout(comfy, torch.zeros(1, 6, 10, dtype=torch.long))
+    layout = _layout(env, torch.zeros(1, 6, 10, dtype=torch.long))
     x = torch.randn(batch, fam.channels, 6 * fam.patch, 10 * fam.patch)
     _close(fam.foveated(x, layout), fam.native(x))
 
 
 @pytest.mark.parametrize("key", FAMILIES)
 @pytest.mark.parametrize("k", [1, 2])
-def test_all_low_resolution_equals_native_low_resolution(comfy, families, key, k):
+def test_all_low_resolution_equals_native_low_resolution(env, families, key, k):
     fam = families[key]
-    layout = _layout(comfy, torch.full((1, 8, 12), k, dtype=torch.long))
-    canvas = _canvas(comfy, fam, layout, batch=2)
+    layout = _layout(env, torch.full((1, 8, 12), k, dtype=torch.long))
+    canvas = _canvas(env, fam, layout, batch=2)
     low = canvas[..., :: 2**k, :: 2**k]
     _close(fam.foveated(canvas, layout), _upsample(fam.native(low), k))
 
@@ -124,29 +124,29 @@ def test_all_low_resolution_equals_native_low_resolution(comfy, families, key, k
     # index_timestep_zero needs FLUX.2's global modulation (native FLUX.1 rejects it too)
     + [("flux2_klein", m) for m in (None, "index", "uxo", "index_timestep_zero")],
 )
-def test_reference_latents_pass_through(comfy, families, key, method):
+def test_reference_latents_pass_through(env, families, key, method):
     """Kontext / FLUX.2 edit: reference tokens are never foveated; all-level-k with refs
     equals the native low-resolution forward with the same refs."""
     fam = families[key]
     refs = [torch.randn(1, fam.channels, 4 * fam.patch, 6 * fam.patch)]
-    layout = _layout(comfy, torch.full((1, 8, 8), 1, dtype=torch.long))
-    canvas = _canvas(comfy, fam, layout)
+    layout = _layout(env, torch.full((1, 8, 8), 1, dtype=torch.long))
+    canvas = _canvas(env, fam, layout)
     low = canvas[..., ::2, ::2]
     kw = dict(refs=refs, ref_method=method)
     if method == "uxo":
         # uxo offsets the refs by the target's size: equal to native only for the same target size
-        full = _layout(comfy, torch.zeros(1, 8, 8, dtype=torch.long))
+        full = _layout(env, torch.zeros(1, 8, 8, dtype=torch.long))
         x = torch.randn(1, fam.channels, 8 * fam.patch, 8 * fam.patch)
         _close(fam.foveated(x, full, **kw), fam.native(x, **kw))
     else:
         _close(fam.foveated(canvas, layout, **kw), _upsample(fam.native(low, **kw), 1))
 
 
-def _dense_override_factory(comfy, fam):
+def _dense_override_factory(env, fam):
     """An attention override computing the dense per-query reference from the call's ids."""
     import comfy.ldm.flux.math as fm
 
-    fc = comfy.pack.fov_core
+    fc = env.pack.fov_core
 
     def factory(state, previous=None):
         def override(func, q, k, v, heads, *args, **kwargs):
@@ -168,29 +168,29 @@ def _dense_override_factory(comfy, fam):
 
 @pytest.mark.parametrize("key", FAMILIES)
 @pytest.mark.parametrize("policy", ["half", "rings"])
-def test_fast_path_equals_dense_reference(comfy, families, monkeypatch, key, policy):
+def test_fast_path_equals_dense_reference(env, families, monkeypatch, key, policy):
     fam = families[key]
-    fc = comfy.pack.fov_core
+    fc = env.pack.fov_core
     pol = fc.LevelPolicy.half() if policy == "half" else fc.LevelPolicy.rings(1.6)
     fovea = fc.Fovea((fc.Gaze(0.4, 0.45, 0.25),), pol)
     layout = fc.TokenLayout(fc.rasterize(fovea, fc.TokenGrid(1, 12, 12)))
     assert len(layout.levels) >= 2
-    canvas = _canvas(comfy, fam, layout, batch=2)
+    canvas = _canvas(env, fam, layout, batch=2)
     refs = [torch.randn(2, fam.channels, 2 * fam.patch, 4 * fam.patch)] if key != "chroma" else None
     fast = fam.foveated(canvas, layout, refs=refs)
-    mod = comfy.pack.nodes.adapters.chroma if key == "chroma" else comfy.pack.nodes.adapters.flux
-    monkeypatch.setattr(mod, "make_attention_override", _dense_override_factory(comfy, fam))
+    mod = env.pack.nodes.adapters.chroma if key == "chroma" else env.pack.nodes.adapters.flux
+    monkeypatch.setattr(mod, "make_attention_override", _dense_override_factory(env, fam))
     dense = fam.foveated(canvas, layout, refs=refs)
     _close(fast, dense)
     assert fam.pack.fov_core.LatentPacking(layout, fam.patch).is_canonical(fast)
 
 
 @pytest.mark.parametrize("key", FAMILIES)
-def test_patched_model_forward_and_no_trace(comfy, families, key):
+def test_patched_model_forward_and_no_trace(env, families, key):
     """Through the real wrapper: foveated output is a canvas; the original model and its
     options are untouched, so native output afterwards is bit-identical."""
     fam = families[key]
-    fc = comfy.pack.fov_core
+    fc = env.pack.fov_core
     x = torch.randn(1, fam.channels, 12 * fam.patch, 12 * fam.patch)
     before = fam.native(x)
     opts_before = repr((fam.mp.model_options, fam.mp.wrappers))

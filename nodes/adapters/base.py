@@ -43,9 +43,14 @@ class FamilyAdapter:
         h, w = latent_shape[-2:]
         if h % p or w % p:
             step = p * self.vae_scale
+            hint = []
+            for name, v in (("width", w), ("height", h)):
+                if v % p:
+                    lo = v // p * step
+                    hint.append(f"{name} {lo} or {lo + step} px")
             raise ValueError(
-                f"The latent is {h}x{w}; {self.name} needs width and height that are multiples of "
-                f"{step} px for foveation (e.g. {(h // p + 1) * step}x{(w // p + 1) * step} px)."
+                f"The latent is {w * self.vae_scale}x{h * self.vae_scale} px; {self.name} foveation needs a "
+                f"width and height in multiples of {step} px (one DiT token): use {' and '.join(hint)}."
             )
         return TokenGrid(1, h // p, w // p, token_px=p * self.vae_scale), p
 
