@@ -65,6 +65,11 @@ BROWSER_OK, BROWSER_REASON = _browser_status(COMFY_ROOT)
 _counts = {t: {"passed": 0, "failed": 0, "skipped": 0} for t in TIERS}
 
 
+def pytest_addoption(parser):
+    parser.addoption("--regenerate-workflows", action="store_true",
+                     help="rewrite workflows/*.json from tests/workflow_specs.py (comfyui tier)")
+
+
 def pytest_configure(config):
     for t in TIERS:
         config.addinivalue_line("markers", f"{t}: {t} test tier (see tests/conftest.py)")

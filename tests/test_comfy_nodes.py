@@ -300,3 +300,21 @@ def test_zero_size_boxes_are_rejected(env):
         cls.execute([{"x": 1, "y": 1, "width": 0, "height": 5}], 256, 256, 0.0, "1/2 resolution", 2.0, 0.03)
     with pytest.raises(ValueError, match="no bounding boxes"):
         cls.execute([[]], 256, 256, 0.0, "1/2 resolution", 2.0, 0.03)
+
+
+def test_every_node_has_tooltips_a_description_and_a_help_page(env):
+    from pathlib import Path
+
+    root = Path(env.pack.__file__).parent
+    classes = env.pack.nodes.NODE_CLASSES
+    assert len(classes) >= 7
+    assert not hasattr(env.pack, "NODE_CLASS_MAPPINGS"), "V3 entry point only, never both"
+    for cls in classes:
+        schema = cls.GET_SCHEMA()
+        assert schema.description, schema.node_id
+        for inp in schema.inputs:
+            assert inp.tooltip, f"{schema.node_id}.{inp.id} has no tooltip"
+        page = root / "web" / "docs" / f"{schema.node_id}.md"
+        assert page.is_file(), f"missing help page {page}"
+        assert page.read_text().startswith(f"# {schema.display_name}")
+        assert env.handle.node_class_mappings[schema.node_id] is cls

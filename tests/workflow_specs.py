@@ -1,0 +1,240 @@
+"""The example workflows, as compact specs, and the builder that turns them into the
+UI-format JSON files in workflows/ (what users drag into ComfyUI).
+
+The builder reads widget order and socket types from the live node definitions, so the
+comfyui tier can check that the committed JSON files are exactly what the current
+ComfyUI and pack expect (tests/test_comfy_workflows.py). To regenerate after a change:
+    COMFYUI_PATH=... python -m pytest tests/test_comfy_workflows.py --regenerate-workflows
+"""
+from __future__ import annotations
+
+FRONTEND_ONLY = {"MarkdownNote", "Note"}
+
+LORA_NOTE = (
+    "The paper's foveated LoRAs for FLUX.2 [klein] base 4B (rank 32): Hugging Face repo "
+    "`bchao1/foveated-diffusion` (`fov_random`, `fov_saliency`, `fov_bbox`, `no_fov`). Put the "
+    "file in `ComfyUI/models/loras/`; the standard LoraLoaderModelOnly loads it as it is. "
+    "Without it foveation still works (the paper's 'naive' baseline), with more visible "
+    "scale mismatch at the fovea boundary."
+)
+
+
+def _note(text):
+    return ("note", "MarkdownNote", {"text": text}, {})
+
+
+WORKFLOWS = {
+    "flux2_klein_foveated_t2i_paper_lora": {
+        "about": "FLUX.2 [klein] base 4B, text to image, foveated with the paper's LoRA, 1024x1024.",
+        "nodes": [
+            _note("## FLUX.2 [klein] foveated text-to-image\n\nClick in the **Fovea** node to move the "
+                  "gaze, drag to size it. The readout on **Apply Foveation** shows the tokens kept.\n\n"
+                  + LORA_NOTE + "\n\nModels: `flux-2-klein-base-4b.safetensors` (diffusion_models), "
+                  "`qwen_3_4b.safetensors` (text_encoders), `flux2-vae.safetensors` (vae)."),
+            ("unet", "UNETLoader", {"unet_name": "flux-2-klein-base-4b.safetensors", "weight_dtype": "default"}, {}),
+            ("lora", "LoraLoaderModelOnly", {"lora_name": "fov_random.safetensors", "strength_model": 1.0},
+             {"model": ("unet", 0)}),
+            ("clip", "CLIPLoader", {"clip_name": "qwen_3_4b.safetensors", "type": "flux2", "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "a red fox in a snowy birch forest, morning light, detailed fur"},
+             {"clip": ("clip", 0)}),
+            ("neg", "CLIPTextEncode", {"text": ""}, {"clip": ("clip", 0)}),
+            ("latent", "EmptyFlux2LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}, {}),
+            ("fovea", "Fovea", {"x": 0.5, "y": 0.5, "radius": 0.3, "aspect": 1.0, "rotation": 0.0,
+                                "extra_gazes": "[]", "width": 1024, "height": 1024, "periphery": "1/2 resolution",
+                                "ring_scale": 2.0, "feather": 0.03}, {}),
+            ("apply", "ApplyFoveation", {}, {"model": ("lora", 0), "fovea": ("fovea", 0), "latent": ("latent", 0)}),
+            ("sampler", "KSampler", {"seed": 42, "steps": 50, "cfg": 4.0, "sampler_name": "euler",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "flux2-vae.safetensors"}, {}),
+            ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                          "fovea": ("fovea", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "foveated/flux2_klein"}, {"images": ("decode", 0)}),
+        ],
+    },
+    "flux1_dev_foveated": {
+        "about": "FLUX.1 [dev], text to image, foveated with a 1/4 periphery; SamplerCustomAdvanced.",
+        "nodes": [
+            _note("## FLUX.1 [dev] foveated\n\nA 1/4 periphery keeps 1/16 of the tokens outside the fovea. "
+                  "Any sampler works; this one uses SamplerCustomAdvanced.\n\nModels: `flux1-dev.safetensors` "
+                  "(diffusion_models), `clip_l.safetensors` + `t5xxl_fp16.safetensors` (text_encoders), "
+                  "`ae.safetensors` (vae)."),
+            ("unet", "UNETLoader", {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}, {}),
+            ("clip", "DualCLIPLoader", {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors",
+                                        "type": "flux", "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "portrait of an old sailor, weathered face, harbour at dusk"},
+             {"clip": ("clip", 0)}),
+            ("guid", "FluxGuidance", {"guidance": 3.5}, {"conditioning": ("pos", 0)}),
+            ("latent", "EmptySD3LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}, {}),
+            ("fovea", "Fovea", {"x": 0.5, "y": 0.4, "radius": 0.25, "aspect": 0.8, "rotation": 0.0,
+                                "extra_gazes": "[]", "width": 1024, "height": 1024, "periphery": "1/4 resolution",
+                                "ring_scale": 2.0, "feather": 0.03}, {}),
+            ("apply", "ApplyFoveation", {}, {"model": ("unet", 0), "fovea": ("fovea", 0), "latent": ("latent", 0)}),
+            ("noise", "RandomNoise", {"noise_seed": 7}, {}),
+            ("guider", "BasicGuider", {}, {"model": ("apply", 0), "conditioning": ("guid", 0)}),
+            ("ksel", "KSamplerSelect", {"sampler_name": "euler"}, {}),
+            ("sched", "BasicScheduler", {"scheduler": "simple", "steps": 20, "denoise": 1.0}, {"model": ("apply", 0)}),
+            ("sampler", "SamplerCustomAdvanced", {}, {"noise": ("noise", 0), "guider": ("guider", 0),
+                                                      "sampler": ("ksel", 0), "sigmas": ("sched", 0),
+                                                      "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "ae.safetensors"}, {}),
+            ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                          "fovea": ("fovea", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "foveated/flux1_dev"}, {"images": ("decode", 0)}),
+        ],
+    },
+    "flux1_kontext_edit_foveated": {
+        "about": "FLUX.1 Kontext [dev] edit: the reference image stays full resolution, the edited "
+                 "target is foveated.",
+        "nodes": [
+            _note("## Kontext edit with a foveated target\n\nThe reference image (ReferenceLatent) is never "
+                  "foveated; only the generated image is. Put the fovea on the part you edit.\n\nModels: "
+                  "`flux1-dev-kontext_fp8_scaled.safetensors`, `clip_l.safetensors`, "
+                  "`t5xxl_fp8_e4m3fn_scaled.safetensors`, `ae.safetensors`."),
+            ("image", "LoadImage", {"image": "example.png"}, {}),
+            ("scale", "FluxKontextImageScale", {}, {"image": ("image", 0)}),
+            ("vae", "VAELoader", {"vae_name": "ae.safetensors"}, {}),
+            ("enc", "VAEEncode", {}, {"pixels": ("scale", 0), "vae": ("vae", 0)}),
+            ("unet", "UNETLoader", {"unet_name": "flux1-dev-kontext_fp8_scaled.safetensors", "weight_dtype": "default"}, {}),
+            ("clip", "DualCLIPLoader", {"clip_name1": "clip_l.safetensors",
+                                        "clip_name2": "t5xxl_fp8_e4m3fn_scaled.safetensors",
+                                        "type": "flux", "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "make the jacket bright yellow"}, {"clip": ("clip", 0)}),
+            ("ref", "ReferenceLatent", {}, {"conditioning": ("pos", 0), "latent": ("enc", 0)}),
+            ("guid", "FluxGuidance", {"guidance": 2.5}, {"conditioning": ("ref", 0)}),
+            ("neg", "ConditioningZeroOut", {}, {"conditioning": ("pos", 0)}),
+            ("fovea", "Fovea", {"x": 0.5, "y": 0.55, "radius": 0.3, "aspect": 1.0, "rotation": 0.0,
+                                "extra_gazes": "[]", "width": 1024, "height": 1024, "periphery": "1/2 resolution",
+                                "ring_scale": 2.0, "feather": 0.03}, {"preview_image": ("scale", 0)}),
+            ("apply", "ApplyFoveation", {}, {"model": ("unet", 0), "fovea": ("fovea", 0), "latent": ("enc", 0)}),
+            ("sampler", "KSampler", {"seed": 1, "steps": 20, "cfg": 1.0, "sampler_name": "euler",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("apply", 0), "positive": ("guid", 0), "negative": ("neg", 0), "latent_image": ("enc", 0)}),
+            ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                          "fovea": ("fovea", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "foveated/kontext_edit"}, {"images": ("decode", 0)}),
+        ],
+    },
+    "box_guided_generation": {
+        "about": "Box-guided generation: a box (draw it, or take RT-DETR / SAM3 detections) becomes the "
+                 "fovea; the paper's fov_bbox LoRA places the object there.",
+        "nodes": [
+            _note("## Box-guided generation\n\nThe **Bounding Box** sets where the subject goes; **Fovea from "
+                  "Boxes** keeps it at full resolution with rings around it. Swap the box for the output of "
+                  "RT-DETR Detect or SAM3 to foveate detected objects.\n\n" + LORA_NOTE
+                  + " This workflow uses `fov_bbox`."),
+            ("unet", "UNETLoader", {"unet_name": "flux-2-klein-base-4b.safetensors", "weight_dtype": "default"}, {}),
+            ("lora", "LoraLoaderModelOnly", {"lora_name": "fov_bbox.safetensors", "strength_model": 1.0},
+             {"model": ("unet", 0)}),
+            ("clip", "CLIPLoader", {"clip_name": "qwen_3_4b.safetensors", "type": "flux2", "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "a vintage bicycle leaning on a brick wall, street photo"},
+             {"clip": ("clip", 0)}),
+            ("neg", "CLIPTextEncode", {"text": ""}, {"clip": ("clip", 0)}),
+            ("latent", "EmptyFlux2LatentImage", {"width": 1216, "height": 832, "batch_size": 1}, {}),
+            ("box", "PrimitiveBoundingBox", {"x": 640, "y": 260, "width": 420, "height": 480}, {}),
+            ("fovea", "FoveaFromBoxes", {"width": 1216, "height": 832, "expand": 0.1,
+                                         "periphery": "rings: 1/2 then 1/4", "ring_scale": 1.5, "feather": 0.03},
+             {"bboxes": ("box", 0)}),
+            ("apply", "ApplyFoveation", {}, {"model": ("lora", 0), "fovea": ("fovea", 0), "latent": ("latent", 0)}),
+            ("sampler", "KSampler", {"seed": 3, "steps": 50, "cfg": 4.0, "sampler_name": "euler",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "flux2-vae.safetensors"}, {}),
+            ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                          "fovea": ("fovea", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "foveated/box_guided"}, {"images": ("decode", 0)}),
+            ("preview", "MaskPreview", {}, {"mask": ("fovea", 1)}),
+        ],
+    },
+}
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "BOUNDING_BOX"}
+
+
+def _inputs(node_cls):
+    spec = node_cls.INPUT_TYPES()
+    out = []
+    for section in ("required", "optional"):
+        for name, value in spec.get(section, {}).items():
+            typ = value[0]
+            opts = value[1] if len(value) > 1 and isinstance(value[1], dict) else {}
+            combo = isinstance(typ, list) or typ == "COMBO"
+            is_widget = (combo or typ in WIDGET_TYPES) and not opts.get("forceInput", False)
+            out.append({"name": name, "type": "COMBO" if combo else typ, "widget": is_widget,
+                        "control": bool(opts.get("control_after_generate")), "upload": opts.get("image_upload")})
+    return out
+
+
+def _outputs(node_cls):
+    types = list(node_cls.RETURN_TYPES)
+    names = list(getattr(node_cls, "RETURN_NAMES", None) or types)
+    return [(n, "COMBO" if isinstance(t, list) else t) for n, t in zip(names, types)]
+
+
+def build(name, node_classes):
+    """UI-format workflow (litegraph 0.4) for WORKFLOWS[name]."""
+    spec = WORKFLOWS[name]
+    ids = {key: i + 1 for i, (key, *_rest) in enumerate(spec["nodes"])}
+    depth = {}
+    for key, _typ, _w, links in spec["nodes"]:
+        depth[key] = 1 + max((depth[src] for src, _ in links.values()), default=-1)
+    nodes, links, column_fill = [], [], {}
+    out_links = {}
+    link_id = 0
+    for order, (key, typ, widgets, conns) in enumerate(spec["nodes"]):
+        nid = ids[key]
+        node = {"id": nid, "type": typ, "pos": [0, 0], "size": [320, 120], "flags": {}, "order": order,
+                "mode": 0, "inputs": [], "outputs": [], "properties": {"Node name for S&R": typ}}
+        if typ in FRONTEND_ONLY:
+            node["widgets_values"] = [widgets["text"]]
+            node["size"] = [420, 260]
+        else:
+            cls = node_classes[typ]
+            values = []
+            for inp in _inputs(cls):
+                n = inp["name"]
+                if inp["widget"]:
+                    if n not in widgets:
+                        raise KeyError(f"{name}: {typ} needs widget value '{n}'")
+                    values.append(widgets[n])
+                    if inp["control"]:
+                        values.append("fixed")
+                    if inp["upload"]:
+                        values.append("image")  # the frontend's upload button widget
+                    if n in conns:
+                        raise ValueError(f"{name}: {typ}.{n} is a widget; do not link it")
+                elif n in conns:
+                    link_id += 1
+                    src, slot = conns[n]
+                    src_type = _outputs(node_classes[spec_type(spec, src)])[slot][1]
+                    if src_type != inp["type"] and "*" not in (src_type, inp["type"]):
+                        raise TypeError(f"{name}: {src}.{slot} ({src_type}) -> {typ}.{n} ({inp['type']})")
+                    node["inputs"].append({"name": n, "type": inp["type"], "link": link_id})
+                    links.append([link_id, ids[src], slot, nid, len(node["inputs"]) - 1, inp["type"]])
+                    out_links.setdefault((ids[src], slot), []).append(link_id)
+            unknown = set(widgets) - {i["name"] for i in _inputs(cls)}
+            unknown |= set(conns) - {i["name"] for i in _inputs(cls)}
+            if unknown:
+                raise KeyError(f"{name}: {typ} has no inputs {sorted(unknown)}")
+            node["widgets_values"] = values
+            for slot, (oname, otype) in enumerate(_outputs(cls)):
+                node["outputs"].append({"name": oname, "type": otype, "links": [], "slot_index": slot})
+        col = depth[key]
+        row = column_fill.get(col, 0)
+        column_fill[col] = row + 1
+        node["pos"] = [40 + 380 * col, 40 + 300 * row]
+        nodes.append(node)
+    for node in nodes:
+        for out in node["outputs"]:
+            out["links"] = out_links.get((node["id"], out["slot_index"]), [])
+    return {
+        "last_node_id": len(nodes), "last_link_id": link_id, "nodes": nodes, "links": links,
+        "groups": [], "config": {}, "extra": {"foveated_about": spec["about"]}, "version": 0.4,
+    }
+
+
+def spec_type(spec, key):
+    for k, typ, *_ in spec["nodes"]:
+        if k == key:
+            return typ
+    raise KeyError(key)
