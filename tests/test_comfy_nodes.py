@@ -318,3 +318,15 @@ def test_every_node_has_tooltips_a_description_and_a_help_page(env):
         assert page.is_file(), f"missing help page {page}"
         assert page.read_text().startswith(f"# {schema.display_name}")
         assert env.handle.node_class_mappings[schema.node_id] is cls
+
+
+def test_one_readout_log_line_per_run(env, caplog):
+    p = Prompt()
+    m, v, lat, pos, neg = base(p, "flux1_dev", batch=2)
+    fm = p.add("ApplyFoveation", model=p.out(m), fovea=p.out(fovea(p, periphery="1/4 resolution")))
+    ksampler(p, fm, pos, neg, lat, steps=4, cfg=2.0)
+    with caplog.at_level(logging.INFO, logger="foveated"):
+        run(env, p)
+    lines = [r.getMessage() for r in caplog.records if r.name == "foveated"]
+    assert len(lines) == 1, lines
+    assert "FLUX.1" in lines[0] and "tokens" in lines[0] and "FLOP-ideal speedup" in lines[0]

@@ -39,14 +39,22 @@ def rope_options_affine(topts):
 
 
 def build_plan_and_rope(state: CallState, pe_embedder, ids: torch.Tensor, n_prefix: int, n_suffix: int, origin):
+    """Attention plan and per-group RoPE tables for this call, cached on the layout: the
+    tables are rebuilt only when the sequence's ids change (new text length or refs)."""
     layout = state.layout
-    plan = SequencePlan(layout, n_prefix, n_suffix).to(ids.device)
-    tables = []
-    for q_ids, k_ids in plan.frame_ids(ids, SPATIAL_AXES, origin=origin):
-        tables.append((pe_embedder(q_ids), pe_embedder(k_ids)))
+    plan = layout.cached(("plan", n_prefix, n_suffix), lambda: SequencePlan(layout, n_prefix, n_suffix))
+    plan = plan.to(ids.device)
+    key = ("rope", n_prefix, n_suffix, tuple(origin), tuple(ids.shape), str(ids.device),
+           pe_embedder.theta, tuple(pe_embedder.axes_dim))
+    entry = layout._cache.get(key)
+    if entry is None or not torch.equal(entry[0], ids):
+        tables = [(pe_embedder(q_ids), pe_embedder(k_ids))
+                  for q_ids, k_ids in plan.frame_ids(ids, SPATIAL_AXES, origin=origin)]
+        entry = (ids.clone(), tables)
+        layout._cache[key] = entry
     state.plan = plan
     state.ids, state.origin = ids, origin
-    state.rope = rope_for_tables(tables)
+    state.rope = rope_for_tables(entry[1])
 
 
 class FluxAdapter(FamilyAdapter):
