@@ -41,15 +41,20 @@ class AttentionGroup:
 
 
 class SequencePlan:
-    """Attention groups for one layout inside a sequence [prefix | image | suffix]."""
+    """Attention groups for one layout inside a sequence [prefix | image | suffix].
 
-    def __init__(self, layout: TokenLayout, n_prefix: int = 0, n_suffix: int = 0):
+    suffix_queries=False: the suffix is only present as keys (a reference KV cache feeds
+    cached reference keys/values while the queries stop at the image tokens).
+    """
+
+    def __init__(self, layout: TokenLayout, n_prefix: int = 0, n_suffix: int = 0, suffix_queries: bool = True):
         self.layout = layout
         self.n_prefix = n_prefix
         self.n_suffix = n_suffix
         L = layout.n_tokens
         self.image_start, self.image_end = n_prefix, n_prefix + L
-        self.seq_len = n_prefix + L + n_suffix
+        self.seq_len = n_prefix + L + n_suffix  # keys
+        self.q_len = self.seq_len if suffix_queries else self.image_end  # queries
         prefix = torch.arange(n_prefix)
         suffix = torch.arange(n_prefix + L, self.seq_len)
         groups = []
@@ -57,7 +62,7 @@ class SequencePlan:
             s, e = layout.level_slices[k]
             s, e = s + n_prefix, e + n_prefix
             if k == layout.base_level:
-                slices = [(0, e)] + ([(self.image_end, self.seq_len)] if n_suffix else [])
+                slices = [(0, e)] + ([(self.image_end, self.seq_len)] if n_suffix and suffix_queries else [])
             else:
                 slices = [(s, e)]
             ki = layout.key_index[k]

@@ -128,7 +128,7 @@ class FrameCoords:
     @property
     def half_diag(self) -> float:
         h, w = self.image_hw
-        return 0.5 * math.hypot(h, w)
+        return 0.5 * math.sqrt(h * h + w * w)  # exact for integer sizes; the widget computes the same
 
     def token_at(self, x: float, y: float) -> Optional[tuple[int, int]]:
         """Token containing normalized point (x, y), or None if outside the image."""

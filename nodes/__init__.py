@@ -1,6 +1,6 @@
 """ComfyUI side of the pack: thin V3 nodes over fov_core, and per-family adapters."""
 from .apply_node import ApplyFoveation
-from .fovea_nodes import FoveaFromBoxes, FoveaFromMask, FoveaFromSaliency, FoveaNode
+from .fovea_nodes import FoveaFromBoxes, FoveaFromMask, FoveaFromSaliency, FoveaNode, GazePathNode
 from .latent_nodes import FoveatedDecode, FoveatedEncode
 
 NODE_CLASSES = [
@@ -8,6 +8,7 @@ NODE_CLASSES = [
     FoveaFromMask,
     FoveaFromBoxes,
     FoveaFromSaliency,
+    GazePathNode,
     ApplyFoveation,
     FoveatedDecode,
     FoveatedEncode,

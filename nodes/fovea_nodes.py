@@ -11,9 +11,10 @@ import math
 
 import torch
 
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
-from ..fov_core import Box, Fovea, Gaze, LevelPolicy, MaskRegion, TokenGrid, gaze_from_saliency, rasterize
+from ..fov_core import Box, Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, MaskRegion, TokenGrid
+from ..fov_core import gaze_from_saliency, rasterize
 from ..fov_core import spectral_residual_saliency
 from .types import FOVEA
 
@@ -64,6 +65,13 @@ def preview_mask(fovea: Fovea, width: int, height: int, frames: int = 1) -> torc
     grid = TokenGrid(frames, max(1, round(height / TOKEN_PX)), max(1, round(width / TOKEN_PX)))
     fine = (0.5 ** rasterize(fovea, grid).float())[:, None]
     return torch.nn.functional.interpolate(fine, size=(height, width), mode="nearest")[:, 0]
+
+
+def canvas_image(image, cls):
+    """The image the canvas widget shows behind the fovea (sent as the node's UI output)."""
+    if image is None:
+        return None
+    return ui.PreviewImage(image[:1], cls=cls)
 
 
 def parse_gazes(text: str) -> list:
@@ -133,7 +141,7 @@ class FoveaNode(io.ComfyNode):
                 fovea=None, preview_image=None) -> io.NodeOutput:
         regions = [Gaze(x, y, radius, aspect, rotation)] + parse_gazes(extra_gazes)
         f = make_fovea(regions, periphery, ring_scale, feather, fovea)
-        return io.NodeOutput(f, preview_mask(f, width, height))
+        return io.NodeOutput(f, preview_mask(f, width, height), ui=canvas_image(preview_image, cls))
 
 
 class FoveaFromMask(io.ComfyNode):
@@ -266,3 +274,70 @@ class FoveaFromSaliency(io.ComfyNode):
         gaze = gaze_from_saliency(smap, threshold, coverage, min_radius, max_radius)
         f = make_fovea([gaze], periphery, ring_scale, feather, fovea)
         return io.NodeOutput(f, preview_mask(f, smap.shape[-1], smap.shape[-2]))
+
+
+def parse_keyframes(text: str, num_frames: int) -> GazePath:
+    """Keyframes from the widget: JSON list of {"frame", "x", "y", "radius"} or [frame, x, y, radius]."""
+    try:
+        items = json.loads((text or "").strip() or "[]")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"keyframes must be JSON, e.g. [{{\"frame\": 0, \"x\": 0.5, \"y\": 0.5, \"radius\": 0.2}}]; "
+                         f"could not parse it: {exc}") from None
+    if not isinstance(items, list):
+        raise ValueError("keyframes must be a JSON list")
+    kfs = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            try:
+                frame, x, y, r = item["frame"], item["x"], item["y"], item["radius"]
+            except KeyError as exc:
+                raise ValueError(f"keyframes[{i}] lacks {exc}; give frame, x, y and radius") from None
+        elif isinstance(item, (list, tuple)) and len(item) == 4:
+            frame, x, y, r = item
+        else:
+            raise ValueError(f"keyframes[{i}] = {item!r}: expected {{frame, x, y, radius}}")
+        if isinstance(frame, float) and frame.is_integer():
+            frame = int(frame)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y, r)):
+            raise ValueError(f"keyframes[{i}]: x, y and radius must be numbers")
+        kfs.append(GazeKeyframe(frame, float(x), float(y), float(r)))
+    return GazePath(tuple(kfs), num_frames)
+
+
+class GazePathNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GazePath",
+            display_name="Gaze Path",
+            category="foveated",
+            description="A fovea that follows the gaze over video frames: keyframes (frame, center, radius) "
+                        "interpolated smoothly (monotone cubic) for every frame. Use it with a video model.",
+            search_aliases=["gaze", "trajectory", "foveated video"],
+            inputs=[
+                io.String.Input("keyframes", multiline=False,
+                                default='[{"frame": 0, "x": 0.3, "y": 0.5, "radius": 0.25}, '
+                                        '{"frame": 80, "x": 0.7, "y": 0.5, "radius": 0.25}]',
+                                tooltip="Keyframes as JSON: frame index, normalized x and y, radius (fraction of "
+                                        "the half-diagonal). Click in the canvas to add them."),
+                io.Int.Input("num_frames", default=81, min=1, max=100000, step=1,
+                             tooltip="Number of video frames the path covers (e.g. 81 for Wan 2.1)."),
+                io.Int.Input("width", default=832, min=16, max=16384, step=16,
+                             tooltip="Video width for the preview mask and the canvas aspect ratio (px)."),
+                io.Int.Input("height", default=480, min=16, max=16384, step=16,
+                             tooltip="Video height for the preview mask and the canvas aspect ratio (px)."),
+                *policy_inputs(),
+                io.Image.Input("preview_image", optional=True,
+                               tooltip="Optional frame shown in the canvas to place the gaze on."),
+            ],
+            outputs=[FOVEA.Output(display_name="FOVEA"),
+                     io.Mask.Output(display_name="preview", tooltip="One mask per video frame.")],
+        )
+
+    @classmethod
+    def execute(cls, keyframes, num_frames, width, height, periphery, ring_scale, feather,
+                fovea=None, preview_image=None) -> io.NodeOutput:
+        path = parse_keyframes(keyframes, num_frames)
+        f = make_fovea([], periphery, ring_scale, feather, fovea, path=path)
+        return io.NodeOutput(f, preview_mask(f, width, height, frames=num_frames),
+                             ui=canvas_image(preview_image, cls))

@@ -129,7 +129,7 @@ def make_attention_override(state: CallState, previous=None):
         plan = state.plan
         skip_reshape = kwargs.get("skip_reshape", False)
         seq_dim = 2 if skip_reshape else 1
-        if plan is None or q.shape[seq_dim] != plan.seq_len or k.shape[seq_dim] != plan.seq_len:
+        if plan is None or q.shape[seq_dim] != plan.q_len or k.shape[seq_dim] != plan.seq_len:
             return call(q, k, v, heads, *args, **kwargs)
         out_seq_dim = 2 if kwargs.get("skip_output_reshape", False) else 1
         mask = kwargs.get("mask", None)
@@ -139,7 +139,7 @@ def make_attention_override(state: CallState, previous=None):
             if mask is not None:
                 kw = dict(kwargs)
                 m = mask
-                if m.shape[-2] == plan.seq_len:
+                if m.shape[-2] == plan.q_len:
                     m = m.index_select(-2, group.q_index().to(m.device))
                 if m.shape[-1] == plan.seq_len and group.k_index is not None:
                     m = m.index_select(-1, group.k_index.to(m.device))

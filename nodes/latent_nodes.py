@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import comfy.utils
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
 from ..fov_core import LatentPacking, SplitDecoder, TokenGrid, TokenLayout, merge_levels, rasterize
 from .types import FOVEA
@@ -68,7 +68,8 @@ class FoveatedDecode(io.ComfyNode):
             pbar.update(1)
         image = dec.compose(parts)
         mask = dec.weights(0, image.device).expand(image.shape[0], -1, -1)
-        return io.NodeOutput(image, mask)
+        # the preview also feeds the Fovea node's canvas (the last image decoded with it)
+        return io.NodeOutput(image, mask, ui=ui.PreviewImage(image[:1], cls=cls))
 
 
 class FoveatedEncode(io.ComfyNode):

@@ -55,8 +55,8 @@ def _browser_status(comfy_root):
         return False, "no Chromium binary (install Debian's chromium or set CHROMIUM)"
     if not shutil.which("node"):
         return False, "node is not installed"
-    if not (PACK_ROOT / "web" / "tests" / "node_modules" / "playwright-core").is_dir():
-        return False, "playwright-core is not installed (cd web/tests && npm install)"
+    if not (PACK_ROOT / "tests" / "browser" / "node_modules" / "playwright-core").is_dir():
+        return False, "playwright-core is not installed (cd tests/browser && npm install)"
     return True, ""
 
 

@@ -204,3 +204,26 @@ def test_patched_model_forward_and_no_trace(env, families, key):
     assert not torch.equal(out, before)
     assert repr((fam.mp.model_options, fam.mp.wrappers)) == opts_before
     assert torch.equal(fam.native(x), before)
+
+
+def test_reference_kv_cache_matches_native_low_resolution(env, families):
+    """Core FluxKVCache drops reference tokens from the queries after its first step and
+    feeds cached reference keys/values; all-level-1 foveated == native at 1/2 still holds."""
+    from comfy_extras.nodes_flux import FluxKVCache
+
+    fam = families["flux2_klein"]
+    refs = [torch.randn(1, fam.channels, 4, 6)]
+    layout = _layout(env, torch.full((1, 8, 8), 1, dtype=torch.long))
+    canvas = _canvas(env, fam, layout)
+    low = canvas[..., ::2, ::2]
+
+    def two_steps(call):
+        topts = FluxKVCache.execute(fam.mp).result[0].model_options["transformer_options"]
+        topts = {"patches": {k: list(v) for k, v in topts["patches"].items()}}
+        return [call(topts) for _ in range(2)]
+
+    kw = dict(refs=refs, ref_method="index_timestep_zero")
+    native = two_steps(lambda topts: fam.native(low, transformer_options=topts, **kw))
+    fov = two_steps(lambda topts: fam.foveated(canvas, layout, transformer_options=topts, **kw))
+    for a, b in zip(fov, native):
+        _close(a, _upsample(b, 1))

@@ -330,3 +330,40 @@ def test_one_readout_log_line_per_run(env, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "foveated"]
     assert len(lines) == 1, lines
     assert "FLUX.1" in lines[0] and "tokens" in lines[0] and "FLOP-ideal speedup" in lines[0]
+
+
+def test_gaze_path_node_and_its_errors(env):
+    p = Prompt()
+    kf = '[{"frame": 0, "x": 0.2, "y": 0.5, "radius": 0.2}, {"frame": 8, "x": 0.8, "y": 0.5, "radius": 0.2}]'
+    gp = p.add("GazePath", keyframes=kf, num_frames=9, width=128, height=64, periphery="1/2 resolution",
+               ring_scale=2.0, feather=0.03)
+    r = run(env, p)
+    fov, preview = r[gp]
+    assert fov.path is not None and fov.path.num_frames == 9
+    assert preview.shape == (9, 64, 128)
+    first = preview[0].nonzero()[:, 1].float()
+    # the full-resolution region moves from left to right
+    cols = [float((preview[t] == 1.0).nonzero()[:, 1].float().mean()) for t in range(9)]
+    assert cols[0] < cols[4] < cols[8] and first.numel() > 0
+
+    cls = env.pack.nodes.fovea_nodes.GazePathNode
+    bad = [
+        ('[{"frame": 12, "x": 0.5, "y": 0.5, "radius": 0.2}]', "out of range"),
+        ('[{"frame": 5, "x": 0.5, "y": 0.5, "radius": 0.2}, {"frame": 2, "x": 0.5, "y": 0.5, "radius": 0.2}]',
+         "increasing"),
+        ('[{"frame": 1, "x": 0.5, "y": 0.5}]', "lacks 'radius'"),
+        ('[{"frame": 1.5, "x": 0.5, "y": 0.5, "radius": 0.2}]', "integer"),
+        ("[[1, 0.5", "keyframes must be JSON"),
+    ]
+    for text, match in bad:
+        with pytest.raises(ValueError, match=match):
+            cls.execute(text, 10, 128, 64, "1/2 resolution", 2.0, 0.03)
+
+    # a gaze path on an image model: a clear error when sampling
+    p = Prompt()
+    m, v, lat, pos, neg = base(p, "flux1_dev")
+    gp = p.add("GazePath", keyframes=kf, num_frames=9, width=256, height=256, periphery="1/2 resolution",
+               ring_scale=2.0, feather=0.03)
+    ksampler(p, p.add("ApplyFoveation", model=p.out(m), fovea=p.out(gp)), pos, neg, lat)
+    with pytest.raises(env.harness.PromptExecutionError, match="single image"):
+        run(env, p)

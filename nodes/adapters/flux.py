@@ -38,13 +38,15 @@ def rope_options_affine(topts):
     return origin, scale
 
 
-def build_plan_and_rope(state: CallState, pe_embedder, ids: torch.Tensor, n_prefix: int, n_suffix: int, origin):
+def build_plan_and_rope(state: CallState, pe_embedder, ids: torch.Tensor, n_prefix: int, n_suffix: int, origin,
+                        suffix_queries: bool = True):
     """Attention plan and per-group RoPE tables for this call, cached on the layout: the
     tables are rebuilt only when the sequence's ids change (new text length or refs)."""
     layout = state.layout
-    plan = layout.cached(("plan", n_prefix, n_suffix), lambda: SequencePlan(layout, n_prefix, n_suffix))
+    plan = layout.cached(("plan", n_prefix, n_suffix, suffix_queries),
+                         lambda: SequencePlan(layout, n_prefix, n_suffix, suffix_queries))
     plan = plan.to(ids.device)
-    key = ("rope", n_prefix, n_suffix, tuple(origin), tuple(ids.shape), str(ids.device),
+    key = ("rope", n_prefix, n_suffix, suffix_queries, tuple(origin), tuple(ids.shape), str(ids.device),
            pe_embedder.theta, tuple(pe_embedder.axes_dim))
     entry = layout._cache.get(key)
     if entry is None or not torch.equal(entry[0], ids):
@@ -119,7 +121,14 @@ class FluxAdapter(FamilyAdapter):
             if refs and ref_method == "uxo":  # offsets derived from the strip's 1 x L grid
                 ids[:, n_txt + L :, 1] += H - 1
                 ids[:, n_txt + L :, 2] += W - L
-            build_plan_and_rope(state, dm.pe_embedder, ids, n_txt, ids.shape[1] - n_txt - L, origin)
+            n_suffix = ids.shape[1] - n_txt - L
+            # a reference KV cache (core FluxKVCache) drops the reference tokens from img after
+            # its first step and appends their cached keys/values inside attention
+            suffix_q = pa["img"].shape[1] - L
+            if suffix_q not in (0, n_suffix):
+                raise ValueError(f"unexpected image sequence of {pa['img'].shape[1]} tokens for {L} packed "
+                                 f"tokens and {n_suffix} reference tokens")
+            build_plan_and_rope(state, dm.pe_embedder, ids, n_txt, n_suffix, origin, suffix_q == n_suffix)
             out = dict(pa)
             out["img_ids"] = None  # the blocks skip their own RoPE; the override applies ours
             return out

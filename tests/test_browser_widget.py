@@ -1,0 +1,102 @@
+"""Browser tier: the canvas widgets in a real ComfyUI page (headless Chromium).
+
+Starts a ComfyUI server on 127.0.0.1 with this pack installed, drives it with
+tests/browser/widget_test.mjs (playwright-core + Debian's chromium) and checks what the
+clicks did to the widget values and what queueing sent to the server, with the classic
+canvas and with the Vue node renderer. Screenshots: tests/browser/artifacts/.
+Set up with: apt-get install chromium; cd tests/browser && npm install.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import COMFY_ROOT, PACK_ROOT
+
+pytestmark = pytest.mark.browser
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
+ARTIFACTS = BROWSER_DIR / "artifacts"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfy_server")
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / "ComfyUI-Foveated-Diffusion").symlink_to(PACK_ROOT)
+    port = _free_port()
+    log = open(base / "server.log", "w")
+    cmd = [sys.executable, str(COMFY_ROOT / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+           "--base-directory", str(base), "--disable-api-nodes", "--database-url", "sqlite:///:memory:",
+           "--preview-method", "none", "--disable-auto-launch"]
+    proc = subprocess.Popen(cmd, cwd=COMFY_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 240
+        while True:
+            try:
+                if "Fovea" in _get(f"{url}/object_info/Fovea"):
+                    break
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("ComfyUI server did not start:\n" + (base / "server.log").read_text()[-4000:])
+            time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_canvas_widgets_in_a_real_browser(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    env = dict(os.environ, COMFY_URL=server, CHROMIUM=chromium, OUT_DIR=str(ARTIFACTS))
+    res = subprocess.run([shutil.which("node"), str(BROWSER_DIR / "widget_test.mjs")], cwd=BROWSER_DIR, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    steps = {s["step"]: s for s in out["steps"]}
+    assert "pageerror" not in steps, steps.get("pageerror")
+    for mode in ("classic", "vue"):
+        s = steps[f"fovea_{mode}"]
+        b, d = s["before"], s["afterDrag"]
+        assert (b["x"], b["y"], b["radius"]) == (0.5, 0.5, 0.35)
+        assert d["x"] < 0.5 and d["y"] < 0.5, d  # clicked left of and above the center
+        assert d["radius"] != b["radius"] and d["radius"] > 0.05
+        assert len(json.loads(s["afterShift"]["extra_gazes"])) == 1
+        assert json.loads(s["afterRight"]["extra_gazes"]) == []
+        assert "tokens" in s["readout"] and "FLOP-ideal" in s["readout"]
+        sent = s["sent"]
+        assert sent is not None, "queueing sent no prompt"
+        assert sent["x"] == s["afterRight"]["x"] and sent["radius"] == s["afterRight"]["radius"]
+        kfs = json.loads(steps[f"path_{mode}"]["keyframes"])
+        assert 40 in [k["frame"] for k in kfs], kfs
+        assert (ARTIFACTS / f"fovea_widget_{mode}.png").is_file()
+    r = steps["restore"]
+    assert r["x"] == 0.125 and json.loads(r["extra"]) == [[0.75, 0.25, 0.1]]
+    assert r["apiInputs"]["x"] == 0.125 and r["apiInputs"]["extra_gazes"] == r["extra"]
+    assert r["hasCanvas"]
+    history = _get(f"{server}/history")
+    assert any(h.get("status", {}).get("status_str") == "success" for h in history.values()), history

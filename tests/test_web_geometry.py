@@ -1,0 +1,74 @@
+"""The canvas widget's JavaScript geometry equals fov_core's (run with node's test runner).
+
+Python writes the expected results for many foveae and paths; tests/web/geometry.test.mjs
+recomputes them with web/fovea_geometry.js. Skipped (with the reason) without node.
+"""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fov_core import DiTDims, Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, TokenGrid, TokenLayout, rasterize, readout
+
+pytestmark = pytest.mark.pure
+ROOT = Path(__file__).resolve().parents[1]
+KLEIN = DiTDims(hidden=3072, mlp_hidden=9216, blocks=25, text_tokens=512, gated_mlp=True)
+POLICY = {"1/2 resolution": lambda s: LevelPolicy.half(), "1/4 resolution": lambda s: LevelPolicy.quarter(),
+          "rings: 1/2 then 1/4": lambda s: LevelPolicy.rings(s)}
+
+
+def _cases():
+    import random
+
+    rng = random.Random(7)
+    cases = [
+        (1024, 1024, "1/2 resolution", 2.0, [(0.5, 0.5, 0.3, 1.0, 0.0)]),
+        (1024, 1024, "1/4 resolution", 2.0, [(0.5, 0.5, 0.25, 1.0, 0.0)]),
+        (832, 480, "rings: 1/2 then 1/4", 1.8, [(0.3, 0.6, 0.2, 1.0, 0.0)]),
+        (1216, 832, "rings: 1/2 then 1/4", 2.5, [(0.7, 0.3, 0.15, 1.0, 0.0), (0.2, 0.8, 0.1, 1.0, 0.0)]),
+        (720, 464, "1/4 resolution", 2.0, [(0.999, 0.001, 0.05, 1.0, 0.0)]),
+        (1024, 1024, "1/2 resolution", 2.0, [(0.5, 0.5, 0.3, 0.5, 30.0)]),
+    ]
+    for _ in range(30):
+        w, h = rng.choice([(1024, 1024), (832, 480), (1344, 768), (720, 720), (976, 560)])
+        per = rng.choice(list(POLICY))
+        gazes = [(round(rng.uniform(0, 1), 3), round(rng.uniform(0, 1), 3), round(rng.uniform(0.02, 0.7), 3),
+                  round(rng.choice([1.0, rng.uniform(0.3, 2.5)]), 3), float(rng.choice([0, 0, 15, -40, 90])))
+                 for _ in range(rng.randint(1, 3))]
+        cases.append((w, h, per, round(rng.uniform(1.2, 3.0), 2), gazes))
+    return cases
+
+
+def make_fixtures():
+    foveae = []
+    for w, h, per, scale, gazes in _cases():
+        grid = TokenGrid(1, max(1, round(h / 16)), max(1, round(w / 16)))
+        fovea = Fovea(tuple(Gaze(*g) for g in gazes), POLICY[per](scale))
+        levels = rasterize(fovea, grid)[0]
+        r = readout(TokenLayout(levels[None]), KLEIN)
+        foveae.append({"width": w, "height": h, "periphery": per, "ring_scale": scale,
+                       "gazes": [dict(zip(("x", "y", "radius", "aspect", "rotation"), g)) for g in gazes],
+                       "grid": [grid.height, grid.width], "levels": levels.flatten().tolist(),
+                       "tokens": r["tokens"], "ideal_speedup": r["ideal_speedup"]})
+    paths = []
+    for kfs, n in [([(0, 0.2, 0.3, 0.1), (30, 0.8, 0.4, 0.3), (50, 0.5, 0.9, 0.2), (80, 0.4, 0.1, 0.25)], 81),
+                   ([(5, 0.5, 0.5, 0.3)], 20), ([(0, 0.1, 0.1, 0.1), (9, 0.9, 0.9, 0.4)], 10)]:
+        path = GazePath(tuple(GazeKeyframe(*k) for k in kfs), n)
+        paths.append({"keyframes": [dict(zip(("frame", "x", "y", "radius"), k)) for k in kfs],
+                      "samples": [[f, list(path.sample(f))] for f in range(n)]})
+    return {"foveae": foveae, "paths": paths}
+
+
+def test_widget_geometry_matches_fov_core(tmp_path):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the widget's JavaScript geometry was not checked")
+    fixtures = tmp_path / "fixtures.json"
+    fixtures.write_text(json.dumps(make_fixtures()))
+    res = subprocess.run([node, "--test", str(ROOT / "tests" / "web" / "geometry.test.mjs")], cwd=ROOT,
+                         env={"FOVEA_FIXTURES": str(fixtures), "PATH": "/usr/bin:/bin"}, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "# fail 0" in res.stdout

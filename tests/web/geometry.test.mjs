@@ -1,0 +1,49 @@
+// Node's built-in test runner: the widget geometry must equal fov_core's on every case
+// that tests/test_web_geometry.py exported (FOVEA_FIXTURES = path of the JSON file).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as G from "../../web/fovea_geometry.js";
+
+const fixtures = JSON.parse(readFileSync(process.env.FOVEA_FIXTURES, "utf8"));
+
+test("level maps, token counts and FLOP-ideal speedups match fov_core", () => {
+  assert.ok(fixtures.foveae.length > 10);
+  for (const c of fixtures.foveae) {
+    const policy = G.policyFor(c.periphery, c.ring_scale);
+    const grid = G.gridFor(c.width, c.height);
+    assert.deepEqual([grid.H, grid.W], c.grid, JSON.stringify(c));
+    const map = G.levelMap(c.gazes, policy, grid.H, grid.W);
+    assert.deepEqual(Array.from(map), c.levels, `level map differs for ${JSON.stringify(c.gazes)}`);
+    const r = G.readout(map, grid.H, grid.W);
+    assert.equal(r.tokens, c.tokens);
+    assert.ok(Math.abs(r.idealSpeedup - c.ideal_speedup) < 1e-9, `${r.idealSpeedup} vs ${c.ideal_speedup}`);
+  }
+});
+
+test("gaze path interpolation matches fov_core (PCHIP)", () => {
+  for (const p of fixtures.paths) {
+    for (const [frame, expected] of p.samples) {
+      const got = G.pathAt(p.keyframes, frame);
+      got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-12, `${frame}: ${got} vs ${expected}`));
+    }
+  }
+});
+
+test("widget values round-trip through the serialized formats", () => {
+  const gazes = [{ x: 0.25, y: 0.5, radius: 0.2 }, { x: 0.75, y: 0.125, radius: 0.1 }];
+  const text = G.formatGazes(gazes);
+  assert.equal(text, "[[0.25,0.5,0.2],[0.75,0.125,0.1]]");
+  assert.deepEqual(G.parseGazes(text).map((g) => [g.x, g.y, g.radius]), [[0.25, 0.5, 0.2], [0.75, 0.125, 0.1]]);
+  const kf = G.formatKeyframes([{ frame: 9, x: 0.5, y: 0.5, radius: 0.3 }, { frame: 2, x: 0.1, y: 0.2, radius: 0.25 }]);
+  assert.deepEqual(G.parseKeyframes(kf).map((k) => k.frame), [2, 9]);
+  assert.throws(() => G.parseGazes("{"));
+  assert.throws(() => G.policyFor("1/3", 2));
+});
+
+test("radiusTo is the inverse of the drawn radius", () => {
+  const g = { x: 0.5, y: 0.5, radius: 0.3 };
+  const halfDiag = 0.5 * Math.sqrt(1024 * 1024 + 768 * 768);
+  const r = G.radiusTo(g, 0.5 + (0.3 * halfDiag) / 1024, 0.5, 1024, 768);
+  assert.ok(Math.abs(r - 0.3) < 1e-12);
+});
