@@ -1,9 +1,11 @@
 """Apply Foveation: MODEL + FOVEA -> MODEL (a keyed-wrapper patch on a clone)."""
 from __future__ import annotations
 
+import dataclasses
+
 from comfy_api.latest import io, ui
 
-from ..fov_core import DiTDims, TokenLayout, format_readout, rasterize, readout
+from ..fov_core import TokenLayout, format_readout, rasterize, readout
 from .adapters import adapter_for
 from .foveation import FoveationPatch
 from .types import FOVEA
@@ -17,7 +19,7 @@ def latent_readout(adapter, fovea, latent: dict) -> str:
     layout = TokenLayout(rasterize(fovea, grid))
     dims = adapter.dims((None, None, None), {})
     if dims is not None:
-        dims = DiTDims(**{**dims.__dict__, "text_tokens": ASSUMED_TEXT_TOKENS})
+        dims = dataclasses.replace(dims, text_tokens=ASSUMED_TEXT_TOKENS)
     text = format_readout(readout(layout, dims))
     return f"{adapter.name} {grid.height * grid.token_px}x{grid.width * grid.token_px}: {text}"
 

@@ -74,17 +74,20 @@ def canvas_image(image, cls):
     return ui.PreviewImage(image[:1], cls=cls)
 
 
+def json_list(text: str, name: str, example: str) -> list:
+    """A widget's JSON list (empty text = empty list), with an error that shows the format."""
+    try:
+        items = json.loads((text or "").strip() or "[]")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} must be JSON, e.g. {example}; could not parse it: {exc}") from None
+    if not isinstance(items, list):
+        raise ValueError(f"{name} must be a JSON list, e.g. {example}")
+    return items
+
+
 def parse_gazes(text: str) -> list:
     """Extra gaze points from the widget: JSON list of [x, y, radius] or {"x","y","radius",...}."""
-    text = (text or "").strip()
-    if not text:
-        return []
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"extra_gazes must be JSON, e.g. [[0.3, 0.4, 0.2]]; could not parse it: {exc}") from None
-    if not isinstance(items, list):
-        raise ValueError("extra_gazes must be a JSON list of [x, y, radius] entries")
+    items = json_list(text, "extra_gazes", "[[0.3, 0.4, 0.2]]")
     gazes = []
     for i, item in enumerate(items):
         if isinstance(item, dict):
@@ -278,13 +281,7 @@ class FoveaFromSaliency(io.ComfyNode):
 
 def parse_keyframes(text: str, num_frames: int) -> GazePath:
     """Keyframes from the widget: JSON list of {"frame", "x", "y", "radius"} or [frame, x, y, radius]."""
-    try:
-        items = json.loads((text or "").strip() or "[]")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"keyframes must be JSON, e.g. [{{\"frame\": 0, \"x\": 0.5, \"y\": 0.5, \"radius\": 0.2}}]; "
-                         f"could not parse it: {exc}") from None
-    if not isinstance(items, list):
-        raise ValueError("keyframes must be a JSON list")
+    items = json_list(text, "keyframes", '[{"frame": 0, "x": 0.5, "y": 0.5, "radius": 0.2}]')
     kfs = []
     for i, item in enumerate(items):
         if isinstance(item, dict):

@@ -18,7 +18,8 @@ import torch
 
 import comfy.patcher_extension as pe
 
-from ..fov_core import Fovea, LatentPacking, LayoutCache, SequencePlan, TokenGrid, TokenLayout, format_readout, readout
+from ..fov_core import Fovea, LatentPacking, LayoutCache, SequencePlan, TokenGrid, TokenLayout, format_readout
+from ..fov_core import phase_aligned_attention, readout
 
 WRAPPER_KEY = "foveated_diffusion"
 RUN_KEY = "foveated_run"
@@ -122,8 +123,6 @@ def make_attention_override(state: CallState, previous=None):
     called once per query level. Calls whose sequence is not the packed one (e.g.
     cross-attention to text) pass straight through.
     """
-    from ..fov_core import phase_aligned_attention
-
     def override(func, q, k, v, heads, *args, **kwargs):
         call = (lambda *a, **kw: previous(func, *a, **kw)) if previous is not None else func
         plan = state.plan

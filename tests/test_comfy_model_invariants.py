@@ -3,18 +3,14 @@ real formats, loaded by ComfyUI's own loader), fp32 on CPU."""
 import pytest
 import torch
 
+from assertions import assert_close, upsample
+
 pytestmark = pytest.mark.comfyui
 ATOL = 3e-5
 
 
 def _close(a, b, atol=ATOL):
-    err = (a - b).abs().max().item()
-    assert err <= atol, f"max abs error {err:.3g} > {atol}"
-
-
-def _upsample(x, k):
-    s = 2**k
-    return x.repeat_interleave(s, -1).repeat_interleave(s, -2)
+    assert_close(a, b, atol)
 
 
 class Family:
@@ -115,7 +111,7 @@ def test_all_low_resolution_equals_native_low_resolution(env, families, key, k):
     layout = _layout(env, torch.full((1, 8, 12), k, dtype=torch.long))
     canvas = _canvas(env, fam, layout, batch=2)
     low = canvas[..., :: 2**k, :: 2**k]
-    _close(fam.foveated(canvas, layout), _upsample(fam.native(low), k))
+    _close(fam.foveated(canvas, layout), upsample(fam.native(low), k))
 
 
 @pytest.mark.parametrize(
@@ -139,7 +135,7 @@ def test_reference_latents_pass_through(env, families, key, method):
         x = torch.randn(1, fam.channels, 8 * fam.patch, 8 * fam.patch)
         _close(fam.foveated(x, full, **kw), fam.native(x, **kw))
     else:
-        _close(fam.foveated(canvas, layout, **kw), _upsample(fam.native(low, **kw), 1))
+        _close(fam.foveated(canvas, layout, **kw), upsample(fam.native(low, **kw), 1))
 
 
 def _dense_override_factory(env, fam):
@@ -178,8 +174,7 @@ def test_fast_path_equals_dense_reference(env, families, monkeypatch, key, polic
     canvas = _canvas(env, fam, layout, batch=2)
     refs = [torch.randn(2, fam.channels, 2 * fam.patch, 4 * fam.patch)] if key != "chroma" else None
     fast = fam.foveated(canvas, layout, refs=refs)
-    mod = env.pack.nodes.adapters.chroma if key == "chroma" else env.pack.nodes.adapters.flux
-    monkeypatch.setattr(mod, "make_attention_override", _dense_override_factory(env, fam))
+    monkeypatch.setattr(env.pack.nodes.adapters.base, "make_attention_override", _dense_override_factory(env, fam))
     dense = fam.foveated(canvas, layout, refs=refs)
     _close(fast, dense)
     assert fam.pack.fov_core.LatentPacking(layout, fam.patch).is_canonical(fast)
@@ -226,4 +221,4 @@ def test_reference_kv_cache_matches_native_low_resolution(env, families):
     native = two_steps(lambda topts: fam.native(low, transformer_options=topts, **kw))
     fov = two_steps(lambda topts: fam.foveated(canvas, layout, transformer_options=topts, **kw))
     for a, b in zip(fov, native):
-        _close(a, _upsample(b, 1))
+        _close(a, upsample(b, 1))

@@ -8,6 +8,8 @@
 import pytest
 import torch
 
+from assertions import assert_close, upsample
+
 from fov_core import (
     Fovea, Gaze, GazeKeyframe, GazePath, LatentPacking, LayoutCache, LevelPolicy, MaskRegion, TokenGrid,
     TokenLayout, level_view, rasterize,
@@ -19,13 +21,7 @@ ATOL = 2e-5
 
 
 def _close(a, b, atol=ATOL):
-    err = (a - b).abs().max().item()
-    assert err <= atol, f"max abs error {err:.3g} > {atol}"
-
-
-def _upsample(x, k):
-    s = 2**k
-    return x.repeat_interleave(s, -1).repeat_interleave(s, -2)
+    assert_close(a, b, atol)
 
 
 def _canvas(layout, patch, batch=1, channels=4, seed=0):
@@ -76,7 +72,7 @@ def test_all_low_resolution_equals_native_low_resolution(request, model_name, k)
         for r in (None, refs):
             fov = model.foveated(canvas, TXT, layout, refs=r)
             low = model.native(level_view(canvas, k), TXT, refs=r)
-            _close(fov, _upsample(low, k))
+            _close(fov, upsample(low, k))
 
 
 @pytest.mark.parametrize("k", [1, 2])
@@ -84,7 +80,7 @@ def test_video_all_low_equals_native_low(video, k):
     layout = TokenLayout(torch.full((3, 8, 8), k, dtype=torch.long))
     canvas = _canvas(layout, 2)
     with torch.no_grad():
-        _close(video.foveated(canvas, TXT[:1], layout), _upsample(video.native(level_view(canvas, k), TXT[:1]), k))
+        _close(video.foveated(canvas, TXT[:1], layout), upsample(video.native(level_view(canvas, k), TXT[:1]), k))
         full = TokenLayout(torch.zeros(3, 8, 8, dtype=torch.long))
         _close(video.foveated(canvas, TXT[:1], full), video.native(canvas, TXT[:1]), 1e-6)
 

@@ -10,6 +10,7 @@ family's extension points; the attention override does the phase-aligned attenti
 from __future__ import annotations
 
 from ...fov_core import TokenGrid
+from ..foveation import CALL_KEY, make_attention_override
 
 TOKEN_PX = 16  # image pixels per DiT token for every supported family
 
@@ -59,3 +60,22 @@ class FamilyAdapter:
 
     def forward(self, executor, args, kwargs, layout, packing):
         raise NotImplementedError
+
+    @staticmethod
+    def transformer_options(args, kwargs, index: int) -> dict:
+        """A copy of the call's transformer_options (positional at `index`, or keyword)."""
+        return dict(args[index] if len(args) > index else kwargs.get("transformer_options", {}))
+
+    @staticmethod
+    def run_on_strip(executor, args, kwargs, index: int, topts: dict, state, packing):
+        """Run the native forward on the packed strip with the phase-aligned attention
+        override installed in (a copy of) transformer_options; unpack the prediction."""
+        topts["optimized_attention_override"] = make_attention_override(state, topts.get("optimized_attention_override"))
+        topts[CALL_KEY] = state
+        args = list(args)
+        if len(args) > index:
+            args[index] = topts
+        else:
+            kwargs = dict(kwargs, transformer_options=topts)
+        args[0] = packing.pack_strip(args[0])
+        return packing.unpack_strip(executor(*args, **kwargs))

@@ -13,7 +13,7 @@ import torch
 import comfy.ldm.chroma.model as chroma_model
 
 from ...fov_core import DiTDims
-from ..foveation import CALL_KEY, CallState, make_attention_override
+from ..foveation import CallState
 from .base import FamilyAdapter
 from .flux import build_plan_and_rope
 
@@ -51,13 +51,11 @@ class ChromaAdapter(FamilyAdapter):
 
     def forward(self, executor, args, kwargs, layout, packing):
         # Chroma.forward(x, timestep, context, guidance, control=None, transformer_options={}, **kw)
-        args = list(args)
         x, context = args[0], args[2]
         control = args[4] if len(args) > 4 else kwargs.get("control")
         if control is not None:
             raise ValueError("Foveation does not support ControlNet on Chroma yet; remove the ControlNet or the foveation.")
-        topts_index = 5 if len(args) > 5 else None
-        topts = args[5] if topts_index is not None else kwargs.get("transformer_options", {})
+        topts = self.transformer_options(args, kwargs, 5)
         dm = self.diffusion_model
         B, n_txt = x.shape[0], context.shape[1]
 
@@ -67,18 +65,10 @@ class ChromaAdapter(FamilyAdapter):
         state = CallState(layout)
         build_plan_and_rope(state, dm.pe_embedder, ids, n_txt, 0, (0.0, 0.0))
 
-        topts = dict(topts)
         replace = {k: dict(v) if isinstance(v, dict) else v for k, v in topts.get("patches_replace", {}).items()}
         dit = replace.setdefault("dit", {})
         for name, count in (("double_block", len(dm.double_blocks)), ("single_block", len(dm.single_blocks))):
             for i in range(count):
                 dit[(name, i)] = _without_pe(dit.get((name, i)))
         topts["patches_replace"] = replace
-        topts["optimized_attention_override"] = make_attention_override(state, topts.get("optimized_attention_override"))
-        topts[CALL_KEY] = state
-        if topts_index is not None:
-            args[5] = topts
-        else:
-            kwargs = dict(kwargs, transformer_options=topts)
-        args[0] = packing.pack_strip(x)
-        return packing.unpack_strip(executor(*args, **kwargs))
+        return self.run_on_strip(executor, args, kwargs, 5, topts, state, packing)

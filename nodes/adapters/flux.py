@@ -17,7 +17,7 @@ import comfy.ldm.flux.math as flux_math
 import comfy.ldm.flux.model as flux_model
 
 from ...fov_core import DiTDims, SequencePlan
-from ..foveation import CALL_KEY, CallState, make_attention_override
+from ..foveation import CallState
 from .base import FamilyAdapter
 
 SPATIAL_AXES = (1, 2)
@@ -91,13 +91,11 @@ class FluxAdapter(FamilyAdapter):
 
     def forward(self, executor, args, kwargs, layout, packing):
         # Flux.forward(x, timestep, context, y, guidance, ref_latents, control, transformer_options, **kw)
-        args = list(args)
         x = args[0]
         control = args[6] if len(args) > 6 else kwargs.get("control")
         if control is not None:
             raise ValueError("Foveation does not support ControlNet on FLUX yet; remove the ControlNet or the foveation.")
-        topts_index = 7 if len(args) > 7 else None
-        topts = args[7] if topts_index is not None else kwargs.get("transformer_options", {})
+        topts = self.transformer_options(args, kwargs, 7)
         refs = args[5] if len(args) > 5 else kwargs.get("ref_latents")
         ref_method = kwargs.get("ref_latents_method", self.diffusion_model.params.default_ref_method)
         H, W = layout.shape[1:]
@@ -133,16 +131,7 @@ class FluxAdapter(FamilyAdapter):
             out["img_ids"] = None  # the blocks skip their own RoPE; the override applies ours
             return out
 
-        topts = dict(topts)
         patches = {k: list(v) if isinstance(v, list) else v for k, v in topts.get("patches", {}).items()}
         patches["post_input"] = patches.get("post_input", []) + [post_input]
         topts["patches"] = patches
-        topts["optimized_attention_override"] = make_attention_override(state, topts.get("optimized_attention_override"))
-        topts[CALL_KEY] = state
-        if topts_index is not None:
-            args[7] = topts
-        else:
-            kwargs = dict(kwargs, transformer_options=topts)
-        args[0] = packing.pack_strip(x)
-        out = executor(*args, **kwargs)
-        return packing.unpack_strip(out)
+        return self.run_on_strip(executor, args, kwargs, 7, topts, state, packing)
