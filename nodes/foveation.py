@@ -133,6 +133,13 @@ def make_attention_override(state: CallState, previous=None):
         out_seq_dim = 2 if kwargs.get("skip_output_reshape", False) else 1
         mask = kwargs.get("mask", None)
 
+        if mask is not None and not (mask.shape[-2] in (1, plan.q_len) and mask.shape[-1] in (1, plan.seq_len)):
+            raise ValueError(
+                f"an attention mask of shape {tuple(mask.shape)} was made for the full-resolution sequence "
+                f"(e.g. by a regional-prompting node); foveation packs the image into {plan.q_len} tokens and "
+                f"cannot use it. Remove that node or the foveation."
+            )
+
         def attend(qg, kg, vg, group):
             kw = kwargs
             if mask is not None:

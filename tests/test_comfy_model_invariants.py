@@ -222,3 +222,27 @@ def test_reference_kv_cache_matches_native_low_resolution(env, families):
     fov = two_steps(lambda topts: fam.foveated(canvas, layout, transformer_options=topts, **kw))
     for a, b in zip(fov, native):
         _close(a, upsample(b, 1))
+
+
+def test_attention_override_slices_masks_and_rejects_full_resolution_masks(env):
+    import comfy.ldm.modules.attention as attn
+
+    fc = env.pack.fov_core
+    fov = env.pack.nodes.foveation
+    layout = fc.TokenLayout(fc.rasterize(fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),)), fc.TokenGrid(1, 8, 8)))
+    state = fov.CallState(layout)
+    state.plan = fc.SequencePlan(layout, n_prefix=5)
+    override = fov.make_attention_override(state)
+    N = state.plan.seq_len
+    q, k, v = (torch.randn(1, 2, N, 16, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    func = attn.attention_pytorch.__wrapped__
+    plain = override(func, q, k, v, 2, skip_reshape=True)
+    zero_mask = torch.zeros(1, 1, N, N)
+    _close(override(func, q, k, v, 2, skip_reshape=True, mask=zero_mask), plain, 1e-6)
+    # a mask that hides the text keys from every query
+    text_off = torch.zeros(1, 1, N, N)
+    text_off[..., :5] = float("-inf")
+    masked = override(func, q, k, v, 2, skip_reshape=True, mask=text_off)
+    assert not torch.allclose(masked, plain)
+    with pytest.raises(ValueError, match="full-resolution sequence"):
+        override(func, q, k, v, 2, skip_reshape=True, mask=torch.zeros(1, 1, N + 3, N + 3))

@@ -167,9 +167,10 @@ def test_kontext_reference_latent_is_not_foveated(env):
     assert packing_for(env, out, _fovea_value(env, x=0.3), 2).is_canonical(out)
 
 
-def test_foveated_decode_and_plain_decode(env):
+@pytest.mark.parametrize("family", ["flux1_dev", "flux2_klein"])
+def test_foveated_decode_and_plain_decode(env, family):
     p = Prompt()
-    m, v, lat, pos, neg = base(p, "flux1_dev", width=320, height=256)
+    m, v, lat, pos, neg = base(p, family, width=320, height=256)
     f = fovea(p, x=0.35, radius=0.25, periphery="1/4 resolution", feather=0.05)
     s = ksampler(p, p.add("ApplyFoveation", model=p.out(m), fovea=p.out(f)), pos, neg, lat)
     fd = p.add("FoveatedDecode", samples=p.out(s), vae=p.out(v), fovea=p.out(f), margin=2)
@@ -196,19 +197,25 @@ def test_decode_rejects_a_latent_from_another_fovea(env):
         run(env, p)
 
 
-def test_foveated_encode_for_img2img(env):
+@pytest.mark.parametrize("family, size, periphery", [
+    ("flux1_dev", (128, 128), "1/2 resolution"),
+    ("flux2_klein", (128, 128), "1/2 resolution"),
+    ("flux1_dev", (176, 144), "rings: 1/2 then 1/4"),  # 11x9 tokens: edge blocks fall back
+])
+def test_foveated_encode_for_img2img(env, family, size, periphery):
+    w, h = size
     p = Prompt()
-    m, v, lat, pos, neg = base(p, "flux1_dev", width=128, height=128)
+    m, v, lat, pos, neg = base(p, family, width=w, height=h)
     s0 = ksampler(p, m, pos, neg, lat, steps=2)
     img = p.add("VAEDecode", samples=p.out(s0), vae=p.out(v))
-    f = fovea(p, width=128, height=128, periphery="1/2 resolution", radius=0.3)
+    f = fovea(p, width=w, height=h, periphery=periphery, radius=0.3)
     enc = p.add("FoveatedEncode", pixels=p.out(img), vae=p.out(v), fovea=p.out(f))
     plain = p.add("VAEEncode", pixels=p.out(img), vae=p.out(v))
     fm = p.add("ApplyFoveation", model=p.out(m), fovea=p.out(f))
     s1 = ksampler(p, fm, pos, neg, enc, steps=3, denoise=0.5)
     r = run(env, p)
     canvas, full = r[enc][0]["samples"], r[plain][0]["samples"]
-    pk = packing_for(env, canvas, _fovea_value(env, radius=0.3), 2)
+    pk = packing_for(env, canvas, _fovea_value(env, radius=0.3, periphery=periphery), PATCH[family])
     assert pk.is_canonical(canvas)
     lev = pk.pixel_levels()[0]
     assert torch.allclose(canvas[..., lev == 0], full[..., lev == 0], atol=1e-5)

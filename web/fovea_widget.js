@@ -223,7 +223,8 @@ function attachFovea(node) {
     try {
       map = G.levelMap(list, policyOf(node), grid.H, grid.W);
       view.levels(ctx, L, map, grid);
-      view.text.textContent = readoutText(map, grid, value(node, "fovea", null) ? " + connected fovea" : "");
+      const merged = node.inputs?.find((i) => i.name === "fovea")?.link != null;
+      view.text.textContent = readoutText(map, grid, merged ? " + connected fovea" : "");
     } catch (err) {
       view.text.textContent = String(err.message || err);
     }
