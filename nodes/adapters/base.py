@@ -19,11 +19,13 @@ class FamilyAdapter:
     name = "?"
 
     def __init__(self, model_patcher):
-        self.model_patcher = model_patcher
-        self.base_model = model_patcher.model
         self.diffusion_model = model_patcher.model.diffusion_model
-        self.latent_channels = self.base_model.latent_format.latent_channels
-        self.vae_scale = self.base_model.latent_format.spacial_downscale_ratio
+        self.vae_scale = model_patcher.model.latent_format.spacial_downscale_ratio
+
+    def running_model(self, executor):
+        """The diffusion model this call runs (the executor's), else the one seen at install."""
+        dm = getattr(executor, "class_obj", None)
+        return self.diffusion_model if dm is None else dm
 
     @classmethod
     def matches(cls, diffusion_model) -> bool:

@@ -56,7 +56,7 @@ class ChromaAdapter(FamilyAdapter):
         if control is not None:
             raise ValueError("Foveation does not support ControlNet on Chroma yet; remove the ControlNet or the foveation.")
         topts = self.transformer_options(args, kwargs, 5)
-        dm = self.diffusion_model
+        dm = self.running_model(executor)
         B, n_txt = x.shape[0], context.shape[1]
 
         ids = torch.zeros((B, n_txt + layout.n_tokens, 3), device=x.device, dtype=torch.float32)

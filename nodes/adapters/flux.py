@@ -97,10 +97,10 @@ class FluxAdapter(FamilyAdapter):
             raise ValueError("Foveation does not support ControlNet on FLUX yet; remove the ControlNet or the foveation.")
         topts = self.transformer_options(args, kwargs, 7)
         refs = args[5] if len(args) > 5 else kwargs.get("ref_latents")
-        ref_method = kwargs.get("ref_latents_method", self.diffusion_model.params.default_ref_method)
+        dm = self.running_model(executor)
+        ref_method = kwargs.get("ref_latents_method", dm.params.default_ref_method)
         H, W = layout.shape[1:]
         L = layout.n_tokens
-        dm = self.diffusion_model
 
         state = CallState(layout)
         origin, scale = rope_options_affine(topts)
