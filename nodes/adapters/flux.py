@@ -25,7 +25,9 @@ SPATIAL_AXES = (1, 2)
 
 def rope_for_tables(tables):
     def rope(x, gi, which):
-        return flux_math.apply_rope1(x, tables[gi][0 if which == "q" else 1])
+        # query slices are views into the joint sequence; the fused CUDA RoPE kernels expect
+        # dense tensors, as the native path gives them (a no-op when already contiguous)
+        return flux_math.apply_rope1(x.contiguous(), tables[gi][0 if which == "q" else 1])
 
     return rope
 
