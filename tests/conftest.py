@@ -134,6 +134,8 @@ def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfyui")
     models = base / "models"
     infos = tiny_models.write_all(models)
+    infos["flux1_fill"] = tiny_models.write_flux1_dit(models / "diffusion_models" / "tiny_flux1_fill.safetensors",
+                                                      in_channels=96, seed=5)  # FLUX.1 Fill: 16 + 16 + 64 channels
     handle = harness.boot_comfyui(COMFY_ROOT, models, base / "output", [PACK_ROOT])
     harness.register_nodes(handle, harness.harness_test_nodes())
     pack = sys.modules[str(PACK_ROOT).replace(".", "_x_")]

@@ -29,7 +29,8 @@ class Family:
         self.dm = self.mp.model.diffusion_model
         self.info = info
         self.ctx_dim = info["context_in_dim"]
-        self.channels = info["latent_channels"] if key != "chroma" else 16
+        # what the diffusion model receives: Fill models get the masked image and mask concatenated
+        self.channels = 16 if key == "chroma" else info["in_channels"]
         self.patch = info["patch_size"] if key != "chroma" else 2
         pack = env.pack
         self.pack = pack
@@ -70,7 +71,7 @@ class Family:
         return self.pack.nodes.foveation.FoveationPatch(fovea, self.adapter_cls).install(self.mp)
 
 
-FAMILIES = ["flux1_dev", "flux1_schnell", "flux2_klein", "chroma"]
+FAMILIES = ["flux1_dev", "flux1_schnell", "flux1_fill", "flux2_klein", "chroma"]
 
 
 @pytest.fixture(scope="module")
