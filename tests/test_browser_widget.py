@@ -72,7 +72,8 @@ def server(tmp_path_factory):
 def test_canvas_widgets_in_a_real_browser(server):
     ARTIFACTS.mkdir(exist_ok=True)
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    env = dict(os.environ, COMFY_URL=server, CHROMIUM=chromium, OUT_DIR=str(ARTIFACTS))
+    env = dict(os.environ, COMFY_URL=server, CHROMIUM=chromium, OUT_DIR=str(ARTIFACTS),
+               WORKFLOWS_DIR=str(PACK_ROOT / "workflows"))
     res = subprocess.run([shutil.which("node"), str(BROWSER_DIR / "widget_test.mjs")], cwd=BROWSER_DIR, env=env,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -98,5 +99,10 @@ def test_canvas_widgets_in_a_real_browser(server):
     assert r["x"] == 0.125 and json.loads(r["extra"]) == [[0.75, 0.25, 0.1]]
     assert r["apiInputs"]["x"] == 0.125 and r["apiInputs"]["extra_gazes"] == r["extra"]
     assert r["hasCanvas"]
+    loaded = [s for name, s in steps.items() if name.startswith("workflow ")]
+    assert len(loaded) >= 4
+    for s in loaded:
+        assert s["count"] == s["expected"] and not s["unknown"], s
+    assert any(s["canvases"] for s in loaded)
     history = _get(f"{server}/history")
     assert any(h.get("status", {}).get("status_str") == "success" for h in history.values()), history

@@ -9,6 +9,8 @@ ComfyUI and pack expect (tests/test_comfy_workflows.py). To regenerate after a c
 from __future__ import annotations
 
 FRONTEND_ONLY = {"MarkdownNote", "Note"}
+CANVAS_NODES = {"Fovea", "GazePath"}  # nodes with the pack's canvas widget
+CANVAS_HEIGHT = 320
 
 LORA_NOTE = (
     "The paper's foveated LoRAs for FLUX.2 [klein] base 4B (rank 32): Hugging Face repo "
@@ -178,7 +180,7 @@ def build(name, node_classes):
     depth = {}
     for key, _typ, _w, links in spec["nodes"]:
         depth[key] = 1 + max((depth[src] for src, _ in links.values()), default=-1)
-    nodes, links, column_fill = [], [], {}
+    nodes, links, column_y = [], [], {}
     out_links = {}
     link_id = 0
     for order, (key, typ, widgets, conns) in enumerate(spec["nodes"]):
@@ -187,7 +189,7 @@ def build(name, node_classes):
                 "mode": 0, "inputs": [], "outputs": [], "properties": {"Node name for S&R": typ}}
         if typ in FRONTEND_ONLY:
             node["widgets_values"] = [widgets["text"]]
-            node["size"] = [420, 260]
+            node["size"] = [380, 260]
         else:
             cls = node_classes[typ]
             values = []
@@ -219,10 +221,14 @@ def build(name, node_classes):
             node["widgets_values"] = values
             for slot, (oname, otype) in enumerate(_outputs(cls)):
                 node["outputs"].append({"name": oname, "type": otype, "links": [], "slot_index": slot})
+        if typ not in FRONTEND_ONLY:
+            rows = len(node["widgets_values"]) + max(len(node["inputs"]), len(node["outputs"]))
+            height = 40 + 26 * rows + (CANVAS_HEIGHT if typ in CANVAS_NODES else 0)
+            node["size"] = [360, height]
         col = depth[key]
-        row = column_fill.get(col, 0)
-        column_fill[col] = row + 1
-        node["pos"] = [40 + 380 * col, 40 + 300 * row]
+        y = column_y.get(col, 40)
+        column_y[col] = y + node["size"][1] + 50
+        node["pos"] = [40 + 420 * col, y]
         nodes.append(node)
     for node in nodes:
         for out in node["outputs"]:

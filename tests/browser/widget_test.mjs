@@ -3,6 +3,7 @@
 // values and what queueing sends to the server, in the classic canvas and in the Vue node
 // renderer. Prints one JSON object; screenshots go to OUT_DIR.
 import { chromium } from "playwright-core";
+import { readdirSync, readFileSync } from "node:fs";
 
 const URL = process.env.COMFY_URL;
 const OUT = process.env.OUT_DIR;
@@ -139,6 +140,25 @@ try {
     };
   });
   log("restore", restored);
+
+  // every example workflow loads with all its node types known to the server
+  const dir = process.env.WORKFLOWS_DIR;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
+    const data = JSON.parse(readFileSync(`${dir}/${file}`, "utf8"));
+    const loaded = await page.evaluate(async (wf) => {
+      await window.app.loadGraphData(wf);
+      const nodes = window.app.graph.nodes;
+      return {
+        count: nodes.length,
+        unknown: nodes.filter((n) => n.type !== "MarkdownNote" && !window.LiteGraph.registered_node_types[n.type])
+          .map((n) => n.type),
+        canvases: nodes.filter((n) => n.__foveaView).length,
+      };
+    }, data);
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: `${OUT}/workflow_${file.replace(/\.json$/, "")}.png` });
+    log(`workflow ${file}`, { ...loaded, expected: data.nodes.length });
+  }
 } finally {
   await browser.close();
 }
