@@ -33,7 +33,8 @@ class FamilyAdapter:
 
     @property
     def patch_size(self) -> int:
-        raise NotImplementedError
+        """Latent pixels per token edge (FLUX.1 and Chroma 2, FLUX.2 1)."""
+        return self.diffusion_model.patch_size
 
     def token_grid(self, latent_shape) -> tuple[TokenGrid, int]:
         """(grid, patch size) for a latent of this shape."""

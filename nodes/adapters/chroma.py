@@ -35,10 +35,6 @@ class ChromaAdapter(FamilyAdapter):
     def matches(cls, diffusion_model) -> bool:
         return type(diffusion_model) is chroma_model.Chroma
 
-    @property
-    def patch_size(self) -> int:
-        return self.diffusion_model.patch_size
-
     def dims(self, args, kwargs):
         prm = self.diffusion_model.params
         context = args[2] if len(args) > 2 else kwargs.get("context")

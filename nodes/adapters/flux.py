@@ -72,10 +72,6 @@ class FluxAdapter(FamilyAdapter):
         super().__init__(model_patcher)
         self.name = "FLUX.2" if self.diffusion_model.params.global_modulation else "FLUX.1"
 
-    @property
-    def patch_size(self) -> int:
-        return self.diffusion_model.patch_size
-
     def dims(self, args, kwargs):
         prm = self.diffusion_model.params
         context = args[2] if len(args) > 2 else kwargs.get("context")
