@@ -131,10 +131,11 @@ class FrameCoords:
         return 0.5 * math.sqrt(h * h + w * w)  # exact for integer sizes; the widget computes the same
 
     def token_at(self, x: float, y: float) -> Optional[tuple[int, int]]:
-        """Token containing normalized point (x, y), or None if outside the image."""
-        if not (0.0 <= x < 1.0 and 0.0 <= y < 1.0):
+        """Token containing normalized point (x, y) (the right and bottom edges belong to the
+        last token), or None if the point lies outside the image."""
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
             return None
-        return int(y * self.grid.height), int(x * self.grid.width)
+        return min(int(y * self.grid.height), self.grid.height - 1), min(int(x * self.grid.width), self.grid.width - 1)
 
 
 # ----------------------------------------------------------------------------- regions
@@ -213,8 +214,7 @@ class Box:
 
     def desired_levels(self, fc: FrameCoords, policy: LevelPolicy) -> torch.Tensor:
         out = policy.level_for_rho(self.rho(fc))
-        tok = fc.token_at(min(max((self.x0 + self.x1) / 2, 0.0), 0.999999),
-                          min(max((self.y0 + self.y1) / 2, 0.0), 0.999999))
+        tok = fc.token_at(min(max((self.x0 + self.x1) / 2, 0.0), 1.0), min(max((self.y0 + self.y1) / 2, 0.0), 1.0))
         if tok is not None:
             out[tok] = 0
         return out

@@ -25,6 +25,11 @@ def test_max_pool_rule_one_fine_token_keeps_its_block():
     assert (lm3[0, 4:8, 0:4][lm3[0, 4:8, 0:4] != 0] == 1).all()
 
 
+def test_a_tiny_fovea_on_the_image_edge_keeps_its_token():
+    lm = rasterize(Fovea((Gaze(0.0, 1.0, 0.0625),)), TokenGrid(1, 8, 8))[0]
+    assert lm[7, 0] == 0
+
+
 def test_edge_blocks_fall_back_to_a_finer_level_that_fits():
     desired = torch.full((1, 7, 10), 2)
     lm = assign_levels(desired, (0, 1, 2))
@@ -74,9 +79,10 @@ def test_rasterize_is_block_consistent_and_covers_every_gaze(grid, gs, policy):
     lm = rasterize(Fovea(tuple(gs), policy), grid)
     check_block_consistent(lm)
     assert set(torch.unique(lm).tolist()) <= set(policy.levels)
-    for g in gs:
-        if 0 <= g.x < 1 and 0 <= g.y < 1:
-            assert (lm[:, int(g.y * grid.height), int(g.x * grid.width)] == 0).all()
+    for g in gs:  # the token holding each gaze point (edges belong to the last token) is full resolution
+        if 0 <= g.x <= 1 and 0 <= g.y <= 1:
+            ty, tx = min(int(g.y * grid.height), grid.height - 1), min(int(g.x * grid.width), grid.width - 1)
+            assert (lm[:, ty, tx] == 0).all()
 
 
 @settings(max_examples=60, deadline=None)

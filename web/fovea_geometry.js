@@ -70,8 +70,8 @@ export function desiredLevels(gazes, policy, H, W) {
         if (lv < out[y * W + x]) out[y * W + x] = lv;
       }
     }
-    if (g.x >= 0 && g.x < 1 && g.y >= 0 && g.y < 1) {
-      out[Math.floor(g.y * H) * W + Math.floor(g.x * W)] = 0; // a fovea smaller than a token keeps it
+    if (g.x >= 0 && g.x <= 1 && g.y >= 0 && g.y <= 1) { // a fovea smaller than a token keeps its token
+      out[Math.min(Math.floor(g.y * H), H - 1) * W + Math.min(Math.floor(g.x * W), W - 1)] = 0;
     }
   }
   return out;
