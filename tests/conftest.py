@@ -7,10 +7,13 @@ browser  real ComfyUI server + headless Chromium (playwright-core); needs COMFYU
          node and a Chromium binary (CHROMIUM or /usr/bin/chromium).
 
 Every test module carries exactly one tier marker. The run ends with a line per tier
-saying whether it ran and, if skipped, why.
+saying whether it ran and, if skipped, why. Under CI (CI=true) a tier that did not run,
+or any skipped test, fails the run. FOVEATED_TIER_COUNTS=<file> writes the per-tier
+counts as JSON (.ci/run reads it for its last line).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -36,6 +39,9 @@ def _comfyui_status():
     root = Path(path).expanduser().resolve()
     if not (root / "comfy" / "model_management.py").is_file() or not (root / "nodes.py").is_file():
         return None, f"COMFYUI_PATH={path} is not a ComfyUI checkout (no comfy/ or nodes.py)"
+    if not (root / "comfy" / "ldm" / "models" / "autoencoder.py").is_file():
+        return None, (f"COMFYUI_PATH={path} lacks comfy/ldm/models/autoencoder.py (the shared 0.29.0 snapshot "
+                      f"drops it): use a git checkout of ComfyUI, or .ci/run, which fills the gap")
     missing = []
     for mod in ("torchvision", "torchaudio", "safetensors", "einops", "aiohttp", "yaml", "av"):
         try:
@@ -107,6 +113,31 @@ def pytest_runtest_logreport(report):
             _counts[tier][report.outcome] = _counts[tier].get(report.outcome, 0) + 1
 
 
+def _under_ci():
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _ci_problems():
+    """Under CI every tier must run, and nothing may be skipped."""
+    problems = []
+    reasons = {"pure": "", "comfyui": COMFY_REASON, "browser": BROWSER_REASON}
+    for t in TIERS:
+        c = _counts[t]
+        if c["passed"] + c["failed"] == 0:
+            problems.append(f"the {t} tier did not run ({reasons[t] or 'no tests selected'})")
+        elif c["skipped"]:
+            problems.append(f"{c['skipped']} {t} test(s) skipped")
+    return problems
+
+
+def pytest_sessionfinish(session, exitstatus):
+    counts_file = os.environ.get("FOVEATED_TIER_COUNTS")
+    if counts_file:
+        Path(counts_file).write_text(json.dumps(_counts))
+    if _under_ci() and _ci_problems() and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     tr.section("foveated test tiers")
@@ -120,6 +151,9 @@ def pytest_terminal_summary(terminalreporter):
             tr.write_line(f"{t:8s} SKIPPED  {c['skipped']} tests: {reasons[t] or 'see skip reasons'}")
         else:
             tr.write_line(f"{t:8s} NOT RUN  no tests of this tier were selected")
+    if _under_ci():
+        for problem in _ci_problems():
+            tr.write_line(f"CI=true: FAILURE: {problem}", red=True)
 
 
 @pytest.fixture(scope="session")
