@@ -13,11 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+import workflow_specs
 from conftest import COMFY_ROOT, PACK_ROOT
 
 pytestmark = pytest.mark.browser
@@ -36,11 +38,37 @@ def _get(url, timeout=5):
         return json.loads(r.read())
 
 
+def _post(url, data, timeout=30):
+    req = urllib.request.Request(url, data=json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:  # validation errors come back as 400 with a JSON body
+        return json.loads(e.read())
+
+
+def _node_errors(server, prompt):
+    """The server's validation verdict on an API prompt: [(class_type, error dict), ...].
+    (The server queues the outputs that did validate, next to the errors of the others.)"""
+    res = _post(f"{server}/prompt", {"prompt": prompt})
+    if "prompt_id" in res:  # (partly) valid and queued: stop it, it only had to pass validation
+        _post(f"{server}/queue", {"delete": [res["prompt_id"]]})
+        _post(f"{server}/interrupt", {})
+    errs = [(n.get("class_type"), e) for n in res.get("node_errors", {}).values() for e in n.get("errors", [])]
+    return errs if errs or "prompt_id" in res else [(None, res.get("error"))]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy_server")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "ComfyUI-Foveated-Diffusion").symlink_to(PACK_ROOT)
+    # what a fresh ComfyUI install has: its example input image and empty model folders
+    (base / "input").mkdir()
+    shutil.copy(COMFY_ROOT / "input" / "example.png", base / "input" / "example.png")
+    for directory, _url in workflow_specs.MODEL_SOURCES.values():
+        (base / "models" / directory).mkdir(parents=True, exist_ok=True)
+    (base / "models" / "loras").mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = open(base / "server.log", "w")
     cmd = [sys.executable, str(COMFY_ROOT / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
@@ -59,7 +87,7 @@ def server(tmp_path_factory):
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("ComfyUI server did not start:\n" + (base / "server.log").read_text()[-4000:])
             time.sleep(1)
-        yield url
+        yield url, base
     finally:
         proc.terminate()
         try:
@@ -70,6 +98,7 @@ def server(tmp_path_factory):
 
 
 def test_canvas_widgets_in_a_real_browser(server):
+    server, base = server
     ARTIFACTS.mkdir(exist_ok=True)
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     env = dict(os.environ, COMFY_URL=server, CHROMIUM=chromium, OUT_DIR=str(ARTIFACTS),
@@ -104,5 +133,19 @@ def test_canvas_widgets_in_a_real_browser(server):
     for s in loaded:
         assert s["count"] == s["expected"] and not s["unknown"], s
     assert any(s["canvases"] for s in loaded)
+
+    # A user with no model files: every problem the server reports is a missing model file.
+    model_files = set(workflow_specs.MODEL_SOURCES)
+    for name, s in steps.items():
+        if name.startswith("workflow "):
+            for cls, err in _node_errors(server, s["api"]):
+                assert err and err["type"] == "value_not_in_list", (name, cls, err)
+                assert err["extra_info"]["received_value"] in model_files, (name, cls, err)
+    # ... and with only the base model files (no LoRA) every workflow passes validation.
+    for filename, (directory, _url) in workflow_specs.MODEL_SOURCES.items():
+        (base / "models" / directory / filename).write_bytes(b"")
+    for name, s in steps.items():
+        if name.startswith("workflow "):
+            assert _node_errors(server, s["api"]) == [], name
     history = _get(f"{server}/history")
     assert any(h.get("status", {}).get("status_str") == "success" for h in history.values()), history

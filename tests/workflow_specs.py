@@ -9,20 +9,43 @@ ComfyUI and pack expect (tests/test_comfy_workflows.py). To regenerate after a c
 from __future__ import annotations
 
 FRONTEND_ONLY = {"MarkdownNote", "Note"}
+BYPASS = 4  # litegraph node mode "bypass": the node is skipped and its input passed through
+
+# Where each base model file comes from (the addresses ComfyUI's own templates use). The
+# builder puts them in the loader node's properties, so the frontend offers the download
+# when a file is missing. A workflow queues once these files are in place.
+MODEL_SOURCES = {
+    "flux-2-klein-base-4b.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/flux2-klein/resolve/main/split_files/diffusion_models/flux-2-klein-base-4b.safetensors"),
+    "qwen_3_4b.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/text_encoders/qwen_3_4b.safetensors"),
+    "flux2-vae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/Lens/resolve/main/vae/flux2-vae.safetensors"),
+    "flux1-dev.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/flux1-dev.safetensors"),
+    "clip_l.safetensors": ("text_encoders", "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors"),
+    "t5xxl_fp16.safetensors": ("text_encoders", "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors"),
+    "t5xxl_fp8_e4m3fn_scaled.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/text_encoders/t5xxl_fp8_e4m3fn_scaled.safetensors"),
+    "ae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/vae/ae.safetensors"),
+    "flux1-dev-kontext_fp8_scaled.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/split_files/diffusion_models/flux1-dev-kontext_fp8_scaled.safetensors"),
+}
+PAPER_LORA_REPO = "https://huggingface.co/bchao1/foveated-diffusion"
 CANVAS_NODES = {"Fovea", "GazePath"}  # nodes with the pack's canvas widget
 CANVAS_HEIGHT = 320
 
 LORA_NOTE = (
-    "The paper's foveated LoRAs for FLUX.2 [klein] base 4B (rank 32): Hugging Face repo "
-    "`bchao1/foveated-diffusion` (`fov_random`, `fov_saliency`, `fov_bbox`, `no_fov`). Put the "
-    "file in `ComfyUI/models/loras/`; the standard LoraLoaderModelOnly loads it as it is. "
-    "Without it foveation still works (the paper's 'naive' baseline), with more visible "
-    "scale mismatch at the fovea boundary."
+    "**The LoRA loader is bypassed**, so the workflow queues with the base models alone "
+    "(the paper's training-free 'naive' foveation, with more visible scale mismatch at the fovea "
+    "boundary). For the paper's quality, download its foveated LoRA for FLUX.2 [klein] base 4B "
+    f"from {PAPER_LORA_REPO} (`fov_random`, `fov_saliency`, `fov_bbox`) into "
+    "`ComfyUI/models/loras/`, then select the LoRA node and press Ctrl+B to enable it."
 )
 
 
 def _note(text):
     return ("note", "MarkdownNote", {"text": text}, {})
+
+
+def _paper_lora(file):
+    """The paper's LoRA loader, shipped bypassed (the file is an optional download)."""
+    return ("lora", "LoraLoaderModelOnly", {"lora_name": file, "strength_model": 1.0}, {"model": ("unet", 0)},
+            {"mode": BYPASS, "title": f"Paper LoRA {file} (bypassed: download it, then Ctrl+B)"})
 
 
 WORKFLOWS = {
@@ -34,8 +57,7 @@ WORKFLOWS = {
                   + LORA_NOTE + "\n\nModels: `flux-2-klein-base-4b.safetensors` (diffusion_models), "
                   "`qwen_3_4b.safetensors` (text_encoders), `flux2-vae.safetensors` (vae)."),
             ("unet", "UNETLoader", {"unet_name": "flux-2-klein-base-4b.safetensors", "weight_dtype": "default"}, {}),
-            ("lora", "LoraLoaderModelOnly", {"lora_name": "fov_random.safetensors", "strength_model": 1.0},
-             {"model": ("unet", 0)}),
+            _paper_lora("fov_random.safetensors"),
             ("clip", "CLIPLoader", {"clip_name": "qwen_3_4b.safetensors", "type": "flux2", "device": "default"}, {}),
             ("pos", "CLIPTextEncode", {"text": "a red fox in a snowy birch forest, morning light, detailed fur"},
              {"clip": ("clip", 0)}),
@@ -126,8 +148,7 @@ WORKFLOWS = {
                   "RT-DETR Detect or SAM3 to foveate detected objects.\n\n" + LORA_NOTE
                   + " This workflow uses `fov_bbox`."),
             ("unet", "UNETLoader", {"unet_name": "flux-2-klein-base-4b.safetensors", "weight_dtype": "default"}, {}),
-            ("lora", "LoraLoaderModelOnly", {"lora_name": "fov_bbox.safetensors", "strength_model": 1.0},
-             {"model": ("unet", 0)}),
+            _paper_lora("fov_bbox.safetensors"),
             ("clip", "CLIPLoader", {"clip_name": "qwen_3_4b.safetensors", "type": "flux2", "device": "default"}, {}),
             ("pos", "CLIPTextEncode", {"text": "a vintage bicycle leaning on a brick wall, street photo"},
              {"clip": ("clip", 0)}),
@@ -178,15 +199,22 @@ def build(name, node_classes):
     spec = WORKFLOWS[name]
     ids = {key: i + 1 for i, (key, *_rest) in enumerate(spec["nodes"])}
     depth = {}
-    for key, _typ, _w, links in spec["nodes"]:
+    for key, _typ, _w, links, *_opts in spec["nodes"]:
         depth[key] = 1 + max((depth[src] for src, _ in links.values()), default=-1)
     nodes, links, column_y = [], [], {}
     out_links = {}
     link_id = 0
-    for order, (key, typ, widgets, conns) in enumerate(spec["nodes"]):
+    for order, (key, typ, widgets, conns, *opts) in enumerate(spec["nodes"]):
+        opts = opts[0] if opts else {}
         nid = ids[key]
         node = {"id": nid, "type": typ, "pos": [0, 0], "size": [320, 120], "flags": {}, "order": order,
-                "mode": 0, "inputs": [], "outputs": [], "properties": {"Node name for S&R": typ}}
+                "mode": opts.get("mode", 0), "inputs": [], "outputs": [], "properties": {"Node name for S&R": typ}}
+        if "title" in opts:
+            node["title"] = opts["title"]
+        models = [{"name": v, "url": MODEL_SOURCES[v][1], "directory": MODEL_SOURCES[v][0]}
+                  for v in widgets.values() if isinstance(v, str) and v in MODEL_SOURCES]
+        if models:
+            node["properties"]["models"] = models
         if typ in FRONTEND_ONLY:
             node["widgets_values"] = [widgets["text"]]
             node["size"] = [380, 260]

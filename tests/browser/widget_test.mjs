@@ -153,6 +153,7 @@ try {
         unknown: nodes.filter((n) => n.type !== "MarkdownNote" && !window.LiteGraph.registered_node_types[n.type])
           .map((n) => n.type),
         canvases: nodes.filter((n) => n.__foveaView).length,
+        api: (await window.app.graphToPrompt()).output, // what Queue would send
       };
     }, data);
     await page.waitForTimeout(500);
