@@ -4,7 +4,7 @@ Never imports ComfyUI. Data flows one way:
 fovea description -> level map (rasterize) -> token layout -> packed sequence ->
 phase-aligned attention -> unpacked prediction -> canvas -> split decode and blend.
 """
-from .attention import AttentionGroup, SequencePlan, dense_reference_attention, phase_aligned_attention
+from .attention import AttentionGroup, SequencePlan, group_keys, phase_aligned_attention
 from .canvas import LatentPacking, level_view, merge_levels
 from .decode import DecodePart, SplitDecoder
 from .flops import DiTDims, format_readout, readout, step_flops
@@ -19,7 +19,7 @@ __all__ = [
     "AcuityGaze", "AttentionGroup", "Box", "DecodePart", "DiTDims", "Fovea", "Gaze", "GazeKeyframe",
     "GazePath", "LatentPacking", "LayoutCache", "LevelPolicy", "MaskRegion", "SequencePlan",
     "SplitDecoder", "TokenGrid", "TokenLayout", "assign_levels", "check_block_consistent",
-    "dense_reference_attention", "desired_levels", "format_readout", "gaze_from_saliency",
+    "desired_levels", "group_keys", "format_readout", "gaze_from_saliency",
     "level_view", "merge_levels", "phase_aligned_attention", "rasterize", "readout",
     "spectral_residual_saliency", "step_flops",
 ]

@@ -2,19 +2,26 @@
 
 A model's attention sequence is [prefix | packed image tokens | suffix]: prefix = text
 tokens for joint-attention models (FLUX), suffix = tokens that are never foveated
-(reference latents). One attention call per query level, on contiguous query slices:
+(reference latents). One attention group per level present:
 
-    group of the base level b (finest present): prefix + level-b tokens + suffix
-        queries, every token as key, RoPE frame b
-    group of level k > b: level-k queries, keys = prefix + image tokens on the 2^k
-        lattice + suffix, RoPE frame k (image spatial ids / 2^k)
+    base level b (finest present): prefix + level-b tokens + suffix as queries, every
+        token as key, RoPE frame b
+    level k > b: level-k queries; keys = prefix + the image tokens on the 2^k lattice +
+        suffix, RoPE frame k (image spatial ids / 2^k)
 
-No full-size attention is ever formed. Text and reference queries use the base frame,
-so an all-level-k map reproduces the native low-resolution forward exactly.
+The packed order (layout.py) makes every group's queries a few contiguous runs and the
+image keys of a level-k group a prefix of the image tokens, so a group reads slices of
+q, k and v, never gathers. No full-size attention is ever formed. Text and reference
+queries use the base frame, so an all-level-k map reproduces the native low-resolution
+forward exactly.
+
+Frames: q and k arrive rotated by the model's own RoPE in the base frame (ids with image
+spatial axes / 2^b). RoPE rotations compose, so a level-k group needs q and k rotated
+once more, by the difference of the frames: image rows by (id - origin) (2^-k - 2^-b)
+on the spatial axes, every other row by 0 (`frame_delta_ids`).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -23,21 +30,15 @@ import torch
 from .layout import TokenLayout
 
 
-@dataclass
+@dataclass(frozen=True)
 class AttentionGroup:
     level: int
-    q_slices: tuple  # ((start, end), ...) in the full sequence
-    k_index: Optional[torch.Tensor]  # LongTensor into the full sequence; None = every token
+    q_ranges: tuple  # ((start, end), ...) in the joint sequence
+    k_end: Optional[int]  # keys [0, k_end) plus the suffix; None = every key
 
     @property
     def n_q(self) -> int:
-        return sum(e - s for s, e in self.q_slices)
-
-    def q_index(self) -> torch.Tensor:
-        return torch.cat([torch.arange(s, e) for s, e in self.q_slices])
-
-    def n_k(self, seq_len: int) -> int:
-        return seq_len if self.k_index is None else int(self.k_index.numel())
+        return sum(e - s for s, e in self.q_ranges)
 
 
 class SequencePlan:
@@ -49,76 +50,80 @@ class SequencePlan:
 
     def __init__(self, layout: TokenLayout, n_prefix: int = 0, n_suffix: int = 0, suffix_queries: bool = True):
         self.layout = layout
-        self.n_prefix = n_prefix
-        self.n_suffix = n_suffix
-        L = layout.n_tokens
-        self.image_start, self.image_end = n_prefix, n_prefix + L
-        self.seq_len = n_prefix + L + n_suffix  # keys
+        self.n_prefix, self.n_suffix = n_prefix, n_suffix
+        self.image_start, self.image_end = n_prefix, n_prefix + layout.n_tokens
+        self.seq_len = self.image_end + n_suffix  # keys
         self.q_len = self.seq_len if suffix_queries else self.image_end  # queries
-        prefix = torch.arange(n_prefix)
-        suffix = torch.arange(n_prefix + L, self.seq_len)
         groups = []
         for k in layout.levels:
-            s, e = layout.level_slices[k]
-            s, e = s + n_prefix, e + n_prefix
+            ranges = [(s + n_prefix, e + n_prefix) for s, e in layout.runs[k]]
             if k == layout.base_level:
-                slices = [(0, e)] + ([(self.image_end, self.seq_len)] if n_suffix and suffix_queries else [])
+                ranges = [(0, n_prefix)] + ranges + [(self.image_end, self.q_len)]
+                k_end = None
             else:
-                slices = [(s, e)]
-            ki = layout.key_index[k]
-            k_index = None if ki is None else torch.cat([prefix, ki + n_prefix, suffix])
-            groups.append(AttentionGroup(k, tuple(slices), k_index))
+                k_end = n_prefix + layout.lattice_count[k]
+            groups.append(AttentionGroup(k, _merge(ranges), k_end))
         self.groups = groups
-        pieces = [(s, gi, pi) for gi, g in enumerate(groups) for pi, (s, _) in enumerate(g.q_slices)]
-        self._order = [(gi, pi) for _, gi, pi in sorted(pieces)]
-        self._device_copies = {}
+        # output pieces in sequence order: (start, end, group index)
+        self.pieces = sorted((s, e, gi) for gi, g in enumerate(groups) for s, e in g.q_ranges)
 
-    @property
-    def trivial(self) -> bool:
-        """One group seeing every key: plain attention (only the RoPE frame may differ)."""
-        return len(self.groups) == 1
+    def n_keys(self, group: AttentionGroup) -> int:
+        return self.seq_len if group.k_end is None else group.k_end + self.n_suffix
 
-    def to(self, device) -> "SequencePlan":
-        device = torch.device(device)
-        if all(g.k_index is None or g.k_index.device == device for g in self.groups):
-            return self
-        if device not in self._device_copies:
-            clone = object.__new__(SequencePlan)
-            clone.__dict__.update(self.__dict__)
-            clone.groups = [
-                AttentionGroup(g.level, g.q_slices, None if g.k_index is None else g.k_index.to(device))
-                for g in self.groups
-            ]
-            clone._device_copies = {}
-            self._device_copies[device] = clone
-        return self._device_copies[device]
+    def frame_delta_ids(self, ids: torch.Tensor, group: AttentionGroup, spatial_axes: Sequence[int],
+                        origin: Optional[Sequence[float]] = None) -> torch.Tensor:
+        """Ids whose RoPE rotation turns the base frame into `group`'s frame.
 
-    def frame_ids(self, ids: torch.Tensor, spatial_axes: Sequence[int], origin: Optional[Sequence[float]] = None):
-        """Per group, (query ids, key ids) in the group's RoPE frame.
-
-        ids: (..., N, A) full-resolution position ids of the whole sequence. Only image
-        rows change: their spatial ids become origin + (id - origin) / 2^level (origin 0
-        unless the model shifts its image ids); text/reference ids are kept.
+        ids: (..., seq_len, A) full-resolution ids of the whole sequence (image rows at
+        origin + position). Image rows: (id - origin) (2^-k - 2^-b) on the spatial axes;
+        every other entry 0 (the identity rotation).
         """
-        out = []
+        b = self.layout.base_level
+        out = torch.zeros_like(ids)
         axes = list(spatial_axes)
-        org = torch.tensor(list(origin) if origin is not None else [0.0] * len(axes), dtype=ids.dtype, device=ids.device)
-        for g in self.groups:
-            framed = ids.clone()
-            if g.level:
-                img = framed[..., self.image_start : self.image_end, :]
-                img[..., axes] = org + (img[..., axes] - org) / (2.0**g.level)
-            q_ids = torch.cat([framed[..., s:e, :] for s, e in g.q_slices], dim=-2)
-            k_ids = framed if g.k_index is None else framed.index_select(-2, g.k_index.to(framed.device))
-            out.append((q_ids, k_ids))
+        img = ids[..., self.image_start : self.image_end, :][..., axes] - _origin(origin, ids, len(axes))
+        out[..., self.image_start : self.image_end, axes] = img * (2.0 ** -group.level - 2.0 ** -b)
+        return out
+
+    def base_ids(self, ids: torch.Tensor, spatial_axes: Sequence[int],
+                 origin: Optional[Sequence[float]] = None) -> torch.Tensor:
+        """Full-resolution ids -> the base frame (image spatial ids origin + (id - origin) / 2^b)."""
+        b = self.layout.base_level
+        if b == 0:
+            return ids
+        out = ids.clone()
+        axes = list(spatial_axes)
+        org = _origin(origin, ids, len(axes))
+        img = out[..., self.image_start : self.image_end, :]
+        img[..., axes] = org + (img[..., axes] - org) / 2.0**b
         return out
 
 
-def _take(x: torch.Tensor, slices, dim: int) -> torch.Tensor:
-    if len(slices) == 1:
-        s, e = slices[0]
-        return x.narrow(dim, s, e - s)
-    return torch.cat([x.narrow(dim, s, e - s) for s, e in slices], dim=dim)
+def _origin(origin, like: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.tensor(list(origin) if origin is not None else [0.0] * n, dtype=like.dtype, device=like.device)
+
+
+def _merge(ranges) -> tuple:
+    out = []
+    for s, e in ranges:
+        if e <= s:
+            continue
+        if out and out[-1][1] == s:
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return tuple(out)
+
+
+def group_keys(x: torch.Tensor, plan: SequencePlan, group: AttentionGroup, dim: int = 2) -> torch.Tensor:
+    """Keys (or values, or mask columns) of a group along `dim`: a prefix slice, plus the
+    suffix when there is one."""
+    if group.k_end is None:
+        return x
+    head = x.narrow(dim, 0, group.k_end)
+    if not plan.n_suffix:
+        return head
+    return torch.cat((head, x.narrow(dim, plan.image_end, plan.n_suffix)), dim=dim)
 
 
 def phase_aligned_attention(
@@ -127,71 +132,23 @@ def phase_aligned_attention(
     v: torch.Tensor,
     plan: SequencePlan,
     attend: Callable,
-    rope: Optional[Callable] = None,
-    seq_dim: int = 2,
-    out_seq_dim: int = 2,
+    rotate: Callable,
 ) -> torch.Tensor:
-    """q, k, v hold the whole sequence along `seq_dim` (e.g. (B, heads, N, D)).
+    """q, k, v: (B, heads, N, D), rotated in the base frame. Returns (B, heads, q_len, D).
 
-    attend(q_g, k_g, v_g, group) -> output of the group's queries, sequence on
-        `out_seq_dim` (so a model's own attention function, whatever layout it returns).
-    rope(x, group_index, "q" | "k") -> x rotated in that group's frame, or None when
-        q and k already carry their rotation.
+    attend(q_g, k_g, v_g, group, (start, end)) -> (B, heads, end - start, D): the
+        model's own attention on one contiguous run of queries.
+    rotate(q, k, group_index) -> (q, k) rotated from the base frame into the group's
+        frame (called for groups whose level is not the base level).
     """
-    plan = plan.to(q.device)
-    outs = []
+    outs = {}
     for gi, g in enumerate(plan.groups):
-        qg = _take(q, g.q_slices, seq_dim)
-        if g.k_index is None:
-            kg, vg = k, v
-        else:
-            kg, vg = k.index_select(seq_dim, g.k_index), v.index_select(seq_dim, g.k_index)
-        if rope is not None:
-            qg, kg = rope(qg, gi, "q"), rope(kg, gi, "k")
-        og = attend(qg, kg, vg, g)
-        if len(g.q_slices) == 1:
-            outs.append([og])
-        else:
-            outs.append(list(og.split([e - s for s, e in g.q_slices], dim=out_seq_dim)))
-    if len(plan._order) == 1:
-        return outs[0][0]
-    return torch.cat([outs[gi][pi] for gi, pi in plan._order], dim=out_seq_dim)
-
-
-def dense_reference_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    ids: torch.Tensor,
-    token_levels: torch.Tensor,
-    spatial_axes: Sequence[int],
-    rope_fn: Callable,
-    scale: Optional[float] = None,
-) -> torch.Tensor:
-    """Slow reference, one query at a time, straight from the definition.
-
-    q, k, v: (B, H, N, D), un-rotated. ids: (N, A) full-resolution ids. token_levels:
-    (N,) level of each image token, -1 for non-image tokens (text, references).
-    rope_fn(x, ids) rotates x (..., n, D) by ids (n, A).
-    Query i of level f (non-image queries: the finest level present) rotates itself and
-    its keys by ids with image spatial axes / 2^f, and sees non-image keys plus image
-    keys whose spatial ids are multiples of 2^f.
-    """
-    B, H, N, D = q.shape
-    scale = scale if scale is not None else 1.0 / math.sqrt(D)
-    is_img = token_levels >= 0
-    base = int(token_levels[is_img].min())
-    axes = list(spatial_axes)
-    out = torch.empty_like(q)
-    for i in range(N):
-        f = int(token_levels[i]) if is_img[i] else base
-        s = 2**f
-        framed = ids.clone().double()
-        framed[is_img.nonzero().squeeze(1)[:, None], torch.tensor(axes)[None, :]] /= s
-        on_lattice = (ids[:, axes].remainder(s) == 0).all(dim=1)
-        allowed = (~is_img) | on_lattice
-        qi = rope_fn(q[:, :, i : i + 1], framed[i : i + 1])
-        kj = rope_fn(k[:, :, allowed], framed[allowed])
-        logits = (qi @ kj.transpose(-1, -2)) * scale
-        out[:, :, i : i + 1] = torch.softmax(logits.double(), dim=-1).to(q.dtype) @ v[:, :, allowed]
-    return out
+        qg, kg = q, k
+        if g.level != plan.layout.base_level:
+            qg, kg = rotate(q, k, gi)
+        kg, vg = group_keys(kg, plan, g), group_keys(v, plan, g)
+        for s, e in g.q_ranges:
+            outs[s] = attend(qg[:, :, s:e], kg, vg, g, (s, e))
+    if len(plan.pieces) == 1:
+        return outs[plan.pieces[0][0]]
+    return torch.cat([outs[s] for s, _, _ in plan.pieces], dim=2)

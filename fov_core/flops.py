@@ -46,7 +46,7 @@ def step_flops(dims: DiTDims, layout: Optional[TokenLayout], full_tokens: Option
         n_img = layout.n_tokens
         plan = SequencePlan(layout, dims.text_tokens, dims.extra_tokens)
         n_seq = plan.seq_len
-        attn_pairs = sum(g.n_q * g.n_k(n_seq) for g in plan.groups)
+        attn_pairs = sum(g.n_q * plan.n_keys(g) for g in plan.groups)
     macs = n_seq * dims.linear_macs_per_token() + 2 * h * attn_pairs
     if dims.context_tokens:
         macs += 2 * h * n_img * dims.context_tokens + 2 * h * h * dims.context_tokens

@@ -1,24 +1,45 @@
 """Token layout: how a block-consistent level map becomes one packed sequence.
 
-Packed order: levels ascending (full resolution first), raster (t, y, x) within a
-level. A level-k token is the aligned 2^k x 2^k block whose top-left token is
-(t, y, x); its position id is that top-left in full-resolution token units.
+A level-k token is the aligned 2^k x 2^k block whose top-left token is (t, y, x); its
+position id is that top-left in full-resolution token units.
 
 Phase-aligned views (paper, generalized to any set of levels): a query of level k
 attends, in its own RoPE frame (spatial ids divided by 2^k; frame/time and text ids
-unchanged), to every image token whose position is a multiple of 2^k in y and x.
-Those are exactly: all tokens of level >= k (each once, at its top-left), and one
-representative per 2^k block of finer tokens (the block's top-left token). Non-image
-tokens (text, reference latents) are seen by every query.
+unchanged), to every image token whose position is a multiple of 2^k in y and x: all
+tokens of level >= k (each once, at its top-left), and one representative per 2^k
+block of finer tokens (the block's top-left token). Non-image tokens (text, reference
+latents) are seen by every query; queries of the finest level b see every key.
+
+Packed order (chosen so attention needs slices, not gathers): the lattice class of a
+token is the largest level k present with y and x multiples of 2^k. Tokens are sorted
+by class, coarsest first, so the keys of every level-k view (the tokens of class >= k)
+are a PREFIX of the packed image tokens. Within a class the levels are ordered so that
+each level's queries stay one contiguous run where possible: in the top class the
+finest level comes first (next to a text prefix), then the class's own level and the
+others descending, and last the level that continues into the next class (the largest
+level below the class); in a lower class its own level first. Raster (t, y, x) order
+inside each (class, level) segment. With two levels every level is one run; with rings
+(0, 1, 2) only the finest level has two runs.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Optional
 
 import torch
 
 from .rasterize import check_block_consistent, rasterize
+
+
+def _level_order(cls: int, levels: tuple, top: bool) -> list:
+    """Order of the levels inside lattice class `cls` (see module docstring)."""
+    below = [k for k in levels if k < cls]
+    straddle = below[-1] if below else None
+    base = levels[0]
+    rest = [k for k in reversed(below) if k != straddle and not (top and k == base)]
+    order = [cls] + rest + ([straddle] if straddle is not None and not (top and straddle == base) else [])
+    if top and base != cls:
+        order = [base] + order
+    return order
 
 
 class TokenLayout:
@@ -31,32 +52,34 @@ class TokenLayout:
         self.levels = tuple(sorted(torch.unique(level_map).tolist()))
         self.base_level = self.levels[0]
 
-        ts, ys, xs, lv = [], [], [], []
-        self.level_slices = {}
-        start = 0
-        _, grid_y, grid_x = torch.meshgrid(
-            torch.arange(T), torch.arange(H), torch.arange(W), indexing="ij"
-        )
-        for k in self.levels:
-            b = 2**k
-            origin = (level_map == k) & (grid_y % b == 0) & (grid_x % b == 0)
-            t, y, x = origin.nonzero(as_tuple=True)  # lexicographic = raster order
-            ts.append(t), ys.append(y), xs.append(x), lv.append(torch.full_like(t, k))
-            self.level_slices[k] = (start, start + t.numel())
-            start += t.numel()
-        self.t = torch.cat(ts)
-        self.y = torch.cat(ys)
-        self.x = torch.cat(xs)
-        self.level = torch.cat(lv)
-        self.n_tokens = start
+        t, y, x = torch.meshgrid(torch.arange(T), torch.arange(H), torch.arange(W), indexing="ij")
+        lv = level_map
+        block = 2**lv
+        origin = (y % block == 0) & (x % block == 0)  # one token per block: its top-left
+        t, y, x, lv = t[origin], y[origin], x[origin], lv[origin]  # raster order
+        cls = torch.full_like(lv, self.base_level)
+        for k in self.levels[1:]:
+            cls = torch.where((y % 2**k == 0) & (x % 2**k == 0), torch.full_like(cls, k), cls)
+        top = self.levels[-1]
+        rank = torch.empty_like(lv)
+        for c in self.levels:
+            for r, k in enumerate(_level_order(c, self.levels, top=c == top)):
+                rank[(cls == c) & (lv == k)] = r
+        key = ((top - cls) * len(self.levels) + rank) * (T * H * W) + (t * H + y) * W + x
+        order = torch.argsort(key)
+        self.t, self.y, self.x, self.level = t[order], y[order], x[order], lv[order]
+        self.lattice_class = cls[order]
+        self.n_tokens = int(order.numel())
         self.flat_index = (self.t * H + self.y) * W + self.x
 
-        # keys of each level's view, as indices into the packed image tokens
-        self.key_index: dict[int, Optional[torch.Tensor]] = {}
-        for k in self.levels:
-            b = 2**k
-            on_lattice = (self.y % b == 0) & (self.x % b == 0)
-            self.key_index[k] = None if bool(on_lattice.all()) else on_lattice.nonzero().squeeze(1)
+        # contiguous runs of each level, and the length of each level's key prefix
+        change = torch.ones(self.n_tokens, dtype=torch.bool)
+        change[1:] = self.level[1:] != self.level[:-1]
+        starts = change.nonzero().squeeze(1).tolist() + [self.n_tokens]
+        self.runs: dict[int, list] = {k: [] for k in self.levels}
+        for s, e in zip(starts[:-1], starts[1:]):
+            self.runs[int(self.level[s])].append((s, e))
+        self.lattice_count = {k: int((self.lattice_class >= k).sum()) for k in self.levels}
         self._cache = {}
 
     # ------------------------------------------------------------------ summaries
@@ -70,7 +93,7 @@ class TokenLayout:
         return self.n_tokens / self.full_tokens
 
     def counts(self) -> dict[int, int]:
-        return {k: e - s for k, (s, e) in self.level_slices.items()}
+        return {k: sum(e - s for s, e in self.runs[k]) for k in self.levels}
 
     def positions(self, level: int = 0) -> torch.Tensor:
         """(L, 3) float ids (t, y, x) of the packed tokens in the RoPE frame of `level`."""
@@ -78,7 +101,7 @@ class TokenLayout:
         return torch.stack([self.t.double(), self.y.double() / s, self.x.double() / s], dim=1)
 
     def cached(self, key, build):
-        """Per-layout memo for derived index tensors (packing, plans, tables)."""
+        """Per-layout memo for derived tensors (packing, plans, RoPE tables), freed with it."""
         if key not in self._cache:
             self._cache[key] = build()
         return self._cache[key]

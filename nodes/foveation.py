@@ -11,15 +11,15 @@ touched, so an interrupted or failed run leaves nothing behind.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 
 import comfy.patcher_extension as pe
 
 from ..fov_core import Fovea, LatentPacking, LayoutCache, SequencePlan, TokenGrid, TokenLayout, format_readout
-from ..fov_core import phase_aligned_attention, readout
+from ..fov_core import group_keys, phase_aligned_attention, readout
 
 WRAPPER_KEY = "foveated_diffusion"
 RUN_KEY = "foveated_run"
@@ -40,9 +40,7 @@ class CallState:
 
     layout: TokenLayout
     plan: Optional[SequencePlan] = None
-    rope: Optional[object] = None  # callable(x, group_index, "q" | "k")
-    ids: Optional[torch.Tensor] = None  # (B, N, axes) full-resolution ids of the sequence
-    origin: tuple = (0.0, 0.0)
+    rotate: Optional[Callable] = None  # (q, k, group index) -> q, k in that group's RoPE frame
 
 
 class FoveationPatch:
@@ -119,39 +117,43 @@ def _transformer_options(args, kwargs) -> dict:
 def make_attention_override(state: CallState, previous=None):
     """An optimized_attention override: phase-aligned attention over the packed sequence.
 
-    `func` is the attention implementation ComfyUI selected (SDPA, sage, ...); it is
-    called once per query level. Calls whose sequence is not the packed one (e.g.
-    cross-attention to text) pass straight through.
+    `func` is the attention implementation ComfyUI selected (SDPA, sage, ...); it runs on
+    each contiguous run of queries, returning (B, heads, n, D) pieces that are joined once.
+    Calls whose sequence is not the packed one (e.g. cross-attention to text) and layouts
+    with a single level pass straight through.
     """
     def override(func, q, k, v, heads, *args, **kwargs):
         call = (lambda *a, **kw: previous(func, *a, **kw)) if previous is not None else func
         plan = state.plan
         skip_reshape = kwargs.get("skip_reshape", False)
         seq_dim = 2 if skip_reshape else 1
-        if plan is None or q.shape[seq_dim] != plan.q_len or k.shape[seq_dim] != plan.seq_len:
+        if (plan is None or len(plan.groups) == 1 or q.shape[seq_dim] != plan.q_len
+                or k.shape[seq_dim] != plan.seq_len):
             return call(q, k, v, heads, *args, **kwargs)
-        out_seq_dim = 2 if kwargs.get("skip_output_reshape", False) else 1
         mask = kwargs.get("mask", None)
-
         if mask is not None and not (mask.shape[-2] in (1, plan.q_len) and mask.shape[-1] in (1, plan.seq_len)):
             raise ValueError(
                 f"an attention mask of shape {tuple(mask.shape)} was made for the full-resolution sequence "
                 f"(e.g. by a regional-prompting node); foveation packs the image into {plan.q_len} tokens and "
                 f"cannot use it. Remove that node or the foveation."
             )
+        if not skip_reshape:  # (B, N, heads * D) -> (B, heads, N, D) views
+            q, k, v = (t.view(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
+        kw = dict(kwargs, skip_reshape=True, skip_output_reshape=True)
 
-        def attend(qg, kg, vg, group):
-            kw = kwargs
+        def attend(qg, kg, vg, group, q_range):
             if mask is not None:
-                kw = dict(kwargs)
                 m = mask
                 if m.shape[-2] == plan.q_len:
-                    m = m.index_select(-2, group.q_index().to(m.device))
-                if m.shape[-1] == plan.seq_len and group.k_index is not None:
-                    m = m.index_select(-1, group.k_index.to(m.device))
-                kw["mask"] = m
+                    m = m[..., q_range[0] : q_range[1], :]
+                if m.shape[-1] == plan.seq_len:
+                    m = group_keys(m, plan, group, dim=-1)
+                return call(qg, kg, vg, heads, *args, **dict(kw, mask=m))
             return call(qg, kg, vg, heads, *args, **kw)
 
-        return phase_aligned_attention(q, k, v, plan, attend, rope=state.rope, seq_dim=seq_dim, out_seq_dim=out_seq_dim)
+        out = phase_aligned_attention(q, k, v, plan, attend, state.rotate)
+        if kwargs.get("skip_output_reshape", False):
+            return out
+        return out.transpose(1, 2).reshape(out.shape[0], out.shape[2], -1)
 
     return override

@@ -11,11 +11,14 @@ packing + the slow per-query reference attention).
 """
 from __future__ import annotations
 
+import math
+from typing import Callable, Optional, Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fov_core import LatentPacking, SequencePlan, TokenLayout, dense_reference_attention, phase_aligned_attention
+from fov_core import LatentPacking, SequencePlan, TokenLayout, phase_aligned_attention
 
 SPATIAL_AXES = (1, 2)
 
@@ -41,8 +44,59 @@ def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return out.reshape(x.shape).to(x.dtype)
 
 
-def sdpa(q, k, v, group=None):
+def sdpa(q, k, v, group=None, q_range=None):
     return F.scaled_dot_product_attention(q, k, v)
+
+
+def dense_reference_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    ids: torch.Tensor,
+    token_levels: torch.Tensor,
+    spatial_axes: Sequence[int],
+    rope_fn: Callable,
+    scale: Optional[float] = None,
+) -> torch.Tensor:
+    """Slow reference, one query at a time, straight from the definition.
+
+    q, k, v: (B, H, N, D), un-rotated. ids: (N, A) full-resolution ids. token_levels:
+    (N,) level of each image token, -1 for non-image tokens (text, references).
+    rope_fn(x, ids) rotates x (..., n, D) by ids (n, A).
+    Query i of level f (non-image queries: the finest level present) rotates itself and
+    its keys by ids with image spatial axes / 2^f, and sees non-image keys plus image
+    keys whose spatial ids are multiples of 2^f.
+    """
+    B, H, N, D = q.shape
+    scale = scale if scale is not None else 1.0 / math.sqrt(D)
+    is_img = token_levels >= 0
+    base = int(token_levels[is_img].min())
+    axes = list(spatial_axes)
+    out = torch.empty_like(q)
+    for i in range(N):
+        f = int(token_levels[i]) if is_img[i] else base
+        s = 2**f
+        framed = ids.clone().double()
+        framed[is_img.nonzero().squeeze(1)[:, None], torch.tensor(axes)[None, :]] /= s
+        on_lattice = (ids[:, axes].remainder(s) == 0).all(dim=1)
+        allowed = (~is_img) | on_lattice
+        qi = rope_fn(q[:, :, i : i + 1], framed[i : i + 1])
+        kj = rope_fn(k[:, :, allowed], framed[allowed])
+        logits = (qi @ kj.transpose(-1, -2)) * scale
+        out[:, :, i : i + 1] = torch.softmax(logits.double(), dim=-1).to(q.dtype) @ v[:, :, allowed]
+    return out
+
+
+def phase_aligned(plan: SequencePlan, ids: torch.Tensor, axes_dim):
+    """Fast path as a model runs it: q and k rotated natively in the base frame, then
+    phase-aligned attention rotating each coarser group by the frame difference."""
+    base = rope_tables(plan.base_ids(ids, SPATIAL_AXES), axes_dim)
+    deltas = [rope_tables(plan.frame_delta_ids(ids, g, SPATIAL_AXES), axes_dim) for g in plan.groups]
+
+    def rotate(q, k, gi):
+        return apply_rope(q, deltas[gi]), apply_rope(k, deltas[gi])
+
+    return lambda q, k, v: phase_aligned_attention(apply_rope(q, base), apply_rope(k, base), v, plan, sdpa, rotate)
 
 
 class _Block(nn.Module):
@@ -162,13 +216,7 @@ class JointDiT(_TinyDiT):
                 return lambda q, k, v: dense_reference_attention(
                     q, k, v, ids_all, lv, SPATIAL_AXES, lambda x, i: apply_rope(x, rope_tables(i, self.axes_dim))
                 )
-            plan = SequencePlan(layout, n_txt, n_ref)
-            tables = [
-                (rope_tables(qi, self.axes_dim), rope_tables(ki, self.axes_dim))
-                for qi, ki in plan.frame_ids(ids_all, SPATIAL_AXES)
-            ]
-            rope = lambda x, gi, which: apply_rope(x, tables[gi][0 if which == "q" else 1])  # noqa: E731
-            return lambda q, k, v: phase_aligned_attention(q, k, v, plan, sdpa, rope)
+            return phase_aligned(SequencePlan(layout, n_txt, n_ref), ids_all, self.axes_dim)
 
         out = self._run(tokens, ids, txt, refs, attention)
         return packing.unpack(out, video=canvas.ndim == 5)
@@ -203,9 +251,6 @@ class VideoDiT(_TinyDiT):
                 q, k, v, ids, layout.level, SPATIAL_AXES, lambda x, i: apply_rope(x, rope_tables(i, self.axes_dim))
             )
         else:
-            plan = SequencePlan(layout)
-            tables = [(rope_tables(a, self.axes_dim), rope_tables(b, self.axes_dim)) for a, b in plan.frame_ids(ids, SPATIAL_AXES)]
-            rope = lambda x, gi, w: apply_rope(x, tables[gi][0 if w == "q" else 1])  # noqa: E731
-            att = lambda q, k, v: phase_aligned_attention(q, k, v, plan, sdpa, rope)  # noqa: E731
+            att = phase_aligned(SequencePlan(layout), ids, self.axes_dim)
         out = self._run(tokens, ids, txt, att)
         return packing.unpack(out, video=canvas.ndim == 5)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from assertions import assert_close, upsample
+from reference_dit import dense_reference_attention
 
 pytestmark = pytest.mark.comfyui
 ATOL = 3e-5
@@ -139,11 +140,22 @@ def test_reference_latents_pass_through(env, families, key, method):
         _close(fam.foveated(canvas, layout, **kw), upsample(fam.native(low, **kw), 1))
 
 
-def _dense_override_factory(env, fam):
-    """An attention override computing the dense per-query reference from the call's ids."""
-    import comfy.ldm.flux.math as fm
+def _native_ids(fam, monkeypatch, x, **kw):
+    """The RoPE ids the native forward builds for this call (read off its pe_embedder)."""
+    seen = []
+    embed = fam.dm.pe_embedder.forward
+    monkeypatch.setattr(fam.dm.pe_embedder, "forward", lambda ids: seen.append(ids) or embed(ids))
+    fam.native(x, **kw)
+    monkeypatch.undo()
+    (ids,) = seen
+    return ids[0].double()
 
-    fc = env.pack.fov_core
+
+def _dense_override_factory(env, fam, ids):
+    """An attention override computing the dense per-query reference (straight from the
+    definition) on q and k with the block's own RoPE undone. ids: the packed sequence's
+    full-resolution ids, derived from the native forward's."""
+    import comfy.ldm.flux.math as fm
 
     def factory(state, previous=None):
         def override(func, q, k, v, heads, *args, **kwargs):
@@ -152,9 +164,9 @@ def _dense_override_factory(env, fam):
                 return func(q, k, v, heads, *args, **kwargs)
             levels = torch.full((plan.seq_len,), -1, dtype=torch.long)
             levels[plan.image_start : plan.image_end] = state.layout.level
-            ids = state.ids[0].double()
             rope = lambda x, i: fm._apply_rope1(x, fam.dm.pe_embedder(i[None].float()))  # noqa: E731
-            out = fc.dense_reference_attention(q, k, v, ids, levels, (1, 2), rope)
+            q, k = rope(q, -ids), rope(k, -ids)  # the inverse rotation
+            out = dense_reference_attention(q, k, v, ids, levels, (1, 2), rope)
             B, H, N, D = out.shape
             return out.transpose(1, 2).reshape(B, N, H * D)
 
@@ -175,7 +187,12 @@ def test_fast_path_equals_dense_reference(env, families, monkeypatch, key, polic
     canvas = _canvas(env, fam, layout, batch=2)
     refs = [torch.randn(2, fam.channels, 2 * fam.patch, 4 * fam.patch)] if key != "chroma" else None
     fast = fam.foveated(canvas, layout, refs=refs)
-    monkeypatch.setattr(env.pack.nodes.adapters.base, "make_attention_override", _dense_override_factory(env, fam))
+    native = _native_ids(fam, monkeypatch, canvas, refs=refs)  # [text | image raster | refs]
+    n_txt = native.shape[0] - layout.full_tokens - (8 if refs else 0)
+    image = native[n_txt : n_txt + layout.full_tokens][layout.flat_index]
+    ids = torch.cat((native[:n_txt], image, native[n_txt + layout.full_tokens :]))
+    monkeypatch.setattr(env.pack.nodes.adapters.base, "make_attention_override",
+                        _dense_override_factory(env, fam, ids))
     dense = fam.foveated(canvas, layout, refs=refs)
     _close(fast, dense)
     assert fam.pack.fov_core.LatentPacking(layout, fam.patch).is_canonical(fast)
@@ -233,6 +250,7 @@ def test_attention_override_slices_masks_and_rejects_full_resolution_masks(env):
     layout = fc.TokenLayout(fc.rasterize(fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),)), fc.TokenGrid(1, 8, 8)))
     state = fov.CallState(layout)
     state.plan = fc.SequencePlan(layout, n_prefix=5)
+    state.rotate = lambda q, k, gi: (q, k)  # frames do not matter here
     override = fov.make_attention_override(state)
     N = state.plan.seq_len
     q, k, v = (torch.randn(1, 2, N, 16, generator=torch.Generator().manual_seed(i)) for i in range(3))

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from fov_core import (
     Fovea, Gaze, LatentPacking, LayoutCache, LevelPolicy, SequencePlan, TokenGrid, TokenLayout, assign_levels,
+    group_keys as fc_group_keys,
     check_block_consistent, level_view, merge_levels, rasterize,
 )
 
@@ -108,26 +109,50 @@ def test_layout_order_positions_and_key_subsets():
     lm = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]]])
     layout = TokenLayout(lm)
     assert layout.counts() == {0: 8, 1: 2}
-    # level 0 first, raster order, then level 1 at block top-lefts
-    assert layout.y[:8].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert layout.y[8:].tolist() == [0, 2] and layout.x[8:].tolist() == [2, 0]
-    assert layout.key_index[0] is None
-    # level-1 view: level-1 tokens + top-left of each full-res 2x2 block
-    keys = layout.key_index[1].tolist()
-    assert [(int(layout.y[i]), int(layout.x[i])) for i in keys] == [(0, 0), (2, 2), (0, 2), (2, 0)]
-    assert torch.equal(layout.positions(1)[8], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+    # coarse lattice first: full-res tokens on the 2-lattice, then the 1/2 tokens (block
+    # top-lefts), then the remaining full-res tokens in raster order
+    assert list(zip(layout.y.tolist(), layout.x.tolist())) == [
+        (0, 0), (2, 2), (0, 2), (2, 0), (0, 1), (1, 0), (1, 1), (2, 3), (3, 2), (3, 3)]
+    assert layout.runs == {0: [(0, 2), (4, 10)], 1: [(2, 4)]}
+    # the level-1 view (level-1 tokens + top-left of each full-res 2x2 block) is a prefix
+    assert layout.lattice_count == {0: 10, 1: 4}
+    assert torch.equal(layout.positions(1)[2], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("policy", [LevelPolicy.half(), LevelPolicy.quarter(), LevelPolicy.rings(2.0),
+                                    LevelPolicy((0, 1, 3), (2.5,))])
+def test_every_view_is_a_prefix_and_levels_are_few_runs(policy):
+    layout = TokenLayout(rasterize(Fovea((Gaze(0.4, 0.45, 0.15), Gaze(0.8, 0.2, 0.05)), policy),
+                                   TokenGrid(2, 24, 20)))
+    for k in layout.levels:
+        on = (layout.y % 2**k == 0) & (layout.x % 2**k == 0)
+        n = layout.lattice_count[k]
+        assert bool(on[:n].all()) and not bool(on[n:].any())  # exactly the 2^k lattice, first
+        runs = layout.runs[k]
+        assert all(bool((layout.level[s:e] == k).all()) for s, e in runs)
+        assert sum(e - s for s, e in runs) == int((layout.level == k).sum())
+        if k == layout.base_level:  # two runs, the first next to a text prefix
+            assert len(runs) <= 2 and runs[0][0] == 0
+        elif len(layout.levels) <= 3:  # two levels or rings: one run
+            assert len(runs) == 1
+    # raster order inside each (class, level) segment, every block exactly once
+    assert layout.flat_index.unique().numel() == layout.n_tokens
 
 
 def test_sequence_plan_groups_cover_every_query_once():
     f = Fovea((Gaze(0.4, 0.4, 0.2),), LevelPolicy.rings(2.0))
     layout = TokenLayout(rasterize(f, TokenGrid(1, 16, 16)))
     plan = SequencePlan(layout, n_prefix=7, n_suffix=5)
-    q = torch.cat([g.q_index() for g in plan.groups]).sort().values
-    assert torch.equal(q, torch.arange(plan.seq_len))
+    q = sorted(i for g in plan.groups for s, e in g.q_ranges for i in range(s, e))
+    assert q == list(range(plan.seq_len))
+    assert [s for s, _, _ in plan.pieces] == sorted(s for g in plan.groups for s, _ in g.q_ranges)
     for g in plan.groups[1:]:
-        assert g.n_k(plan.seq_len) < plan.seq_len
-        assert set(range(7)) <= set(g.k_index.tolist())
-        assert set(range(plan.seq_len - 5, plan.seq_len)) <= set(g.k_index.tolist())
+        assert 7 < g.k_end < plan.image_end and plan.n_keys(g) == g.k_end + 5 < plan.seq_len
+    x = torch.arange(plan.seq_len).view(1, 1, -1, 1)
+    keys = fc_group_keys(x, plan, plan.groups[-1]).flatten().tolist()
+    assert keys[:7] == list(range(7)) and keys[-5:] == list(range(plan.seq_len - 5, plan.seq_len))
+    kv_cache = SequencePlan(layout, n_prefix=7, n_suffix=5, suffix_queries=False)
+    assert kv_cache.q_len == kv_cache.image_end and kv_cache.pieces[-1][1] == kv_cache.image_end
 
 
 def test_canvas_noise_has_iid_representatives_and_replicated_groups():

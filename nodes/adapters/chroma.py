@@ -1,10 +1,11 @@
 """Chroma: comfy.ldm.chroma.model.Chroma (FLUX.1-schnell derived, no reference latents).
 
 Chroma builds its ids inside _forward and offers no post_input patch, so the adapter
-computes the ids itself (text 0, image (0, y, x)) and removes the blocks' own RoPE
-through "dit" block-replacement patches that call the original block with pe=None
+computes the RoPE table of the true positions itself (text 0, image (0, y, x) in the base
+frame, with the model's own pe_embedder, cached on the layout) and hands it to every
+block through "dit" block-replacement patches that call the original block with that pe
 (chaining any replacement another node installed). The strip latent, the override and
-the RoPE tables are as for FLUX.
+the frame-difference tables are as for FLUX.
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ import comfy.ldm.chroma.model as chroma_model
 from ...fov_core import DiTDims
 from ..foveation import CallState
 from .base import FamilyAdapter
-from .flux import build_plan_and_rope
+from .flux import image_ids, install_plan
 
 
-def _without_pe(previous):
+def _with_pe(pe, previous):
     def replace(args, extra):
-        args = dict(args, pe=None)
+        args = dict(args, pe=pe)
         if previous is not None:
             return previous(args, extra)
         return extra["original_block"](args)
@@ -54,17 +55,21 @@ class ChromaAdapter(FamilyAdapter):
         topts = self.transformer_options(args, kwargs, 5)
         dm = self.running_model(executor)
         B, n_txt = x.shape[0], context.shape[1]
+        origin, scale = (0.0, 0.0), (1.0, 1.0)
 
-        ids = torch.zeros((B, n_txt + layout.n_tokens, 3), device=x.device, dtype=torch.float32)
-        ids[:, n_txt:, 1] = layout.y.to(x.device, torch.float32)
-        ids[:, n_txt:, 2] = layout.x.to(x.device, torch.float32)
+        def base_pe():
+            ids = torch.zeros((B, n_txt + layout.n_tokens, 3), device=x.device, dtype=torch.float32)
+            ids[:, n_txt:, 1:3] = image_ids(layout, origin, scale, x.device)
+            return dm.pe_embedder(ids)
+
+        pe = layout.cached(("chroma_pe", n_txt, B, str(x.device), dm.pe_embedder.theta), base_pe)
         state = CallState(layout)
-        build_plan_and_rope(state, dm.pe_embedder, ids, n_txt, 0, (0.0, 0.0))
+        install_plan(state, dm.pe_embedder, n_txt, 0, True, origin, scale, 3, B, x.device)
 
         replace = {k: dict(v) if isinstance(v, dict) else v for k, v in topts.get("patches_replace", {}).items()}
         dit = replace.setdefault("dit", {})
         for name, count in (("double_block", len(dm.double_blocks)), ("single_block", len(dm.single_blocks))):
             for i in range(count):
-                dit[(name, i)] = _without_pe(dit.get((name, i)))
+                dit[(name, i)] = _with_pe(pe, dit.get((name, i)))
         topts["patches_replace"] = replace
         return self.run_on_strip(executor, args, kwargs, 5, topts, state, packing)

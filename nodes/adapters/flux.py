@@ -1,13 +1,15 @@
 """FLUX.1 (dev, schnell, Kontext, Fill) and FLUX.2 ([klein], [dev]): comfy.ldm.flux.model.Flux.
 
 Native path kept: Flux._forward (reference latents, timestep-zero references, txt ids),
-forward_orig and every block run unchanged. The adapter
+forward_orig, the blocks and their RoPE all run unchanged. The adapter
   1. lays the packed tokens out as a strip latent (B, C, p, L*p) for _forward;
-  2. adds a "post_input" patch that records the native text/reference ids, replaces the
-     strip's image ids by the true full-resolution positions (honouring rope_options),
-     builds one RoPE table per attention group with the model's own pe_embedder, and
-     returns img_ids=None so the blocks skip their single-frame RoPE;
-  3. sets the attention override that runs phase-aligned attention with those tables.
+  2. adds a "post_input" patch that replaces the strip's image ids by the tokens' true
+     positions in the base frame (honouring rope_options), so the model's own RoPE
+     rotates q and k once per layer as it always does;
+  3. sets the attention override that runs phase-aligned attention; a coarser group
+     rotates q and k once more, by the frame difference (fov_core.attention).
+Everything that depends only on the layout and the sequence shape (plan, id tensors,
+RoPE difference tables) is built once on the device and cached on the layout.
 """
 from __future__ import annotations
 
@@ -23,15 +25,6 @@ from .base import FamilyAdapter
 SPATIAL_AXES = (1, 2)
 
 
-def rope_for_tables(tables):
-    def rope(x, gi, which):
-        # query slices are views into the joint sequence; the fused CUDA RoPE kernels expect
-        # dense tensors, as the native path gives them (a no-op when already contiguous)
-        return flux_math.apply_rope1(x.contiguous(), tables[gi][0 if which == "q" else 1])
-
-    return rope
-
-
 def rope_options_affine(topts):
     """(origin, scale) of the spatial ids per rope_options (LongCat-style shifts)."""
     ro = topts.get("rope_options") or {}
@@ -40,25 +33,37 @@ def rope_options_affine(topts):
     return origin, scale
 
 
-def build_plan_and_rope(state: CallState, pe_embedder, ids: torch.Tensor, n_prefix: int, n_suffix: int, origin,
-                        suffix_queries: bool = True):
-    """Attention plan and per-group RoPE tables for this call, cached on the layout: the
-    tables are rebuilt only when the sequence's ids change (new text length or refs)."""
+def image_ids(layout, origin, scale, device):
+    """(L, 2) spatial ids (y, x) of the packed tokens in the base frame, on `device`."""
+    def build():
+        pos = torch.stack((layout.y, layout.x), dim=1).to(torch.float32)
+        ids = pos * torch.tensor(scale) / 2.0**layout.base_level + torch.tensor(origin)
+        return ids.to(device)
+
+    return layout.cached(("image_ids", origin, scale, str(device)), build)
+
+
+def install_plan(state: CallState, pe_embedder, n_prefix: int, n_suffix: int, suffix_queries: bool,
+                 origin, scale, n_axes: int, batch: int, device):
+    """The call's attention plan and, per coarser group, the RoPE table of the frame
+    difference (shape of the model's own pe), cached on the layout."""
     layout = state.layout
     plan = layout.cached(("plan", n_prefix, n_suffix, suffix_queries),
                          lambda: SequencePlan(layout, n_prefix, n_suffix, suffix_queries))
-    plan = plan.to(ids.device)
-    key = ("rope", n_prefix, n_suffix, suffix_queries, tuple(origin), tuple(ids.shape), str(ids.device),
+
+    def build_tables():
+        full = torch.zeros((batch, plan.seq_len, n_axes), dtype=torch.float32, device=device)
+        pos = torch.stack((layout.y, layout.x), dim=1).to(device, torch.float32)
+        full[:, plan.image_start : plan.image_end, list(SPATIAL_AXES)] = pos * torch.tensor(scale, device=device)
+        # frame_delta_ids reads (id - origin): origin cancels, so the rows carry pos * scale
+        return [None if g.level == layout.base_level else pe_embedder(plan.frame_delta_ids(full, g, SPATIAL_AXES))
+                for g in plan.groups]
+
+    key = ("rope_delta", n_prefix, n_suffix, suffix_queries, scale, n_axes, batch, str(device),
            pe_embedder.theta, tuple(pe_embedder.axes_dim))
-    entry = layout._cache.get(key)
-    if entry is None or not torch.equal(entry[0], ids):
-        tables = [(pe_embedder(q_ids), pe_embedder(k_ids))
-                  for q_ids, k_ids in plan.frame_ids(ids, SPATIAL_AXES, origin=origin)]
-        entry = (ids.clone(), tables)
-        layout._cache[key] = entry
+    tables = layout.cached(key, build_tables)
     state.plan = plan
-    state.ids, state.origin = ids, origin
-    state.rope = rope_for_tables(entry[1])
+    state.rotate = lambda q, k, gi: flux_math.apply_rope(q, k, tables[gi])
 
 
 class FluxAdapter(FamilyAdapter):
@@ -102,32 +107,27 @@ class FluxAdapter(FamilyAdapter):
 
         state = CallState(layout)
         origin, scale = rope_options_affine(topts)
-        t_y = layout.y.to(x.device, torch.float32) * scale[0] + origin[0]
-        t_x = layout.x.to(x.device, torch.float32) * scale[1] + origin[1]
+        yx = image_ids(layout, origin, scale, x.device)
 
         def post_input(pa):
             img_ids, txt_ids = pa["img_ids"], pa["txt_ids"]
             if img_ids is None:
                 return pa
-            n_txt = txt_ids.shape[1]
-            ids = torch.cat((txt_ids, img_ids), dim=1).clone()
-            img = ids[:, n_txt : n_txt + L]
-            img[..., 1] = t_y
-            img[..., 2] = t_x
+            img_ids = img_ids.clone()
+            img_ids[:, :L, 1:3] = yx
             if refs and ref_method == "uxo":  # offsets derived from the strip's 1 x L grid
-                ids[:, n_txt + L :, 1] += H - 1
-                ids[:, n_txt + L :, 2] += W - L
-            n_suffix = ids.shape[1] - n_txt - L
+                img_ids[:, L:, 1] += H - 1
+                img_ids[:, L:, 2] += W - L
+            n_txt, n_suffix = txt_ids.shape[1], img_ids.shape[1] - L
             # a reference KV cache (core FluxKVCache) drops the reference tokens from img after
             # its first step and appends their cached keys/values inside attention
             suffix_q = pa["img"].shape[1] - L
             if suffix_q not in (0, n_suffix):
                 raise ValueError(f"unexpected image sequence of {pa['img'].shape[1]} tokens for {L} packed "
                                  f"tokens and {n_suffix} reference tokens")
-            build_plan_and_rope(state, dm.pe_embedder, ids, n_txt, n_suffix, origin, suffix_q == n_suffix)
-            out = dict(pa)
-            out["img_ids"] = None  # the blocks skip their own RoPE; the override applies ours
-            return out
+            install_plan(state, dm.pe_embedder, n_txt, n_suffix, suffix_q == n_suffix, origin, scale,
+                         img_ids.shape[-1], img_ids.shape[0], img_ids.device)
+            return dict(pa, img_ids=img_ids)
 
         patches = {k: list(v) if isinstance(v, list) else v for k, v in topts.get("patches", {}).items()}
         patches["post_input"] = patches.get("post_input", []) + [post_input]
