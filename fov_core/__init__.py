@@ -3,6 +3,7 @@
 Never imports ComfyUI. Data flows one way:
 fovea description -> level map (rasterize) -> token layout -> packed sequence ->
 phase-aligned attention -> unpacked prediction -> canvas -> split decode and blend.
+Spectral Progressive Diffusion (resolution over denoising time): spectral.py, schedule.py.
 """
 from .attention import AttentionGroup, SequencePlan, group_keys, phase_aligned_attention
 from .canvas import LatentPacking, level_view, merge_levels
@@ -14,6 +15,14 @@ from .grid import TokenGrid
 from .layout import LayoutCache, TokenLayout
 from .rasterize import assign_levels, check_block_consistent, desired_levels, rasterize
 from .saliency import gaze_from_saliency, spectral_residual_saliency
+from .schedule import (
+    SPECTRUM_PRESETS, Switch, SwitchPlan, activation_time, fit_power_law, plan_switches, power_spectrum,
+    radial_power_spectrum, stage_sizes, switch_times, validate_delta, validate_scales, validate_switch_sigmas,
+)
+from .spectral import (
+    compatible_expansion_noise, compatible_seed, dct2, dct_downscale, dct_matrix, expansion_noise, forward_noise,
+    haar_dwt2, haar_idwt2, idct2, kappa, spectral_expand, time_remap,
+)
 
 __all__ = [
     "AcuityGaze", "AttentionGroup", "Box", "DecodePart", "DiTDims", "Fovea", "Gaze", "GazeKeyframe",
@@ -22,4 +31,9 @@ __all__ = [
     "desired_levels", "group_keys", "format_readout", "gaze_from_saliency",
     "level_view", "merge_levels", "phase_aligned_attention", "rasterize", "readout",
     "spectral_residual_saliency", "step_flops",
+    # Spectral Progressive Diffusion
+    "SPECTRUM_PRESETS", "Switch", "SwitchPlan", "activation_time", "compatible_expansion_noise", "compatible_seed",
+    "dct2", "dct_downscale", "dct_matrix", "expansion_noise", "fit_power_law", "forward_noise", "haar_dwt2",
+    "haar_idwt2", "idct2", "kappa", "plan_switches", "power_spectrum", "radial_power_spectrum", "spectral_expand",
+    "stage_sizes", "switch_times", "time_remap", "validate_delta", "validate_scales", "validate_switch_sigmas",
 ]
