@@ -97,6 +97,35 @@ def server(tmp_path_factory):
         log.close()
 
 
+PRIMARY = ("x", "y", "radius", "aspect", "rotation")
+
+
+def _check_kept_fields(k, kp):
+    """Canvas edits keep every field of the gazes / keyframes they did not touch."""
+    extra, start, prim = k["extra"], k["start"], k["afterPrimary"]
+    # moving the primary gaze rewrites neither extra_gazes (not even its layout) nor aspect / rotation
+    assert prim["extra_gazes"] == start["extra_gazes"] and (prim["aspect"], prim["rotation"]) == (0.6, 20), prim
+    assert abs(prim["x"] - 0.45) < 0.01 and abs(prim["y"] - 0.55) < 0.01, prim
+    drag = json.loads(k["afterDrag"]["extra_gazes"])  # extra gaze 0 moved, its radius dragged
+    assert drag[0][3:] == extra[0][3:] and drag[1:] == extra[1:], drag
+    assert abs(drag[0][0] - 0.22) < 0.01 and abs(drag[0][1] - 0.27) < 0.01 and drag[0][2] > 0.12, drag
+    wheel = json.loads(k["afterWheel"]["extra_gazes"])
+    assert wheel[0][2] < drag[0][2] and wheel[0][3:] == extra[0][3:] and wheel[1:] == extra[1:], wheel
+    shift = json.loads(k["afterShift"]["extra_gazes"])
+    assert shift[:3] == wheel and len(shift) == 4 and len(shift[3]) == 3, shift
+    for step in ("afterDrag", "afterWheel", "afterShift"):
+        assert [k[step][f] for f in PRIMARY] == [prim[f] for f in PRIMARY], step
+    # removing the primary gaze: extra gaze 0 takes its place with every field exactly
+    rem = k["afterRemove"]
+    assert [rem[f] for f in PRIMARY] == wheel[0], rem
+    assert json.loads(rem["extra_gazes"]) == shift[1:], rem
+    before, got = json.loads(kp["start"]), json.loads(kp["keyframes"])
+    assert got[0] == before[0], got  # untouched, extra key included
+    assert got[1] == {"frame": 20, "x": 0.5, "y": 0.85, "radius": 0.2756}, got  # added, then the wheel
+    assert got[2][0] == 80 and got[2][3] == 0.3 and len(got[2]) == 4, got  # dragged: still a list
+    assert abs(got[2][1] - 0.7) < 0.01 and abs(got[2][2] - 0.35) < 0.01, got
+
+
 def test_canvas_widgets_in_a_real_browser(server):
     server, base = server
     ARTIFACTS.mkdir(exist_ok=True)
@@ -124,6 +153,17 @@ def test_canvas_widgets_in_a_real_browser(server):
         kfs = json.loads(steps[f"path_{mode}"]["keyframes"])
         assert 40 in [k["frame"] for k in kfs], kfs
         assert (ARTIFACTS / f"fovea_widget_{mode}.png").is_file()
+        _check_kept_fields(steps[f"keep_fovea_{mode}"], steps[f"keep_path_{mode}"])
+        f = steps[f"frames_{mode}"]  # 60 pointer moves in one frame: values follow each, one draw
+        assert f["radii"] >= 50 and f["drawsSync"] == f["drawsBefore"], f
+        assert f["drawsAfter"] == f["drawsBefore"] + 1, f
+        g = steps[f"removed_{mode}"]  # removed nodes release their observer and listeners
+        assert g["added"] == g["base"] + 2 and g["removed"] == g["base"], g
+        assert g["disposed"] == [True, True] and g["unchanged"] and g["drawsAfter"] == g["drawsBefore"], g
+    sub = steps["subgraph"]  # images reach canvas nodes inside subgraphs ("12:5" ids)
+    assert ":" in sub["own"]["id"] and sub["own"]["id"] in sub["seen"], sub
+    assert sub["own"]["src"] and "type=temp" in sub["own"]["src"], sub
+    assert "filename=a.png" in (sub["outerFovea"] or "") and "filename=b.png" in (sub["innerFovea"] or ""), sub
     r = steps["restore"]
     assert r["x"] == 0.125 and json.loads(r["extra"]) == [[0.75, 0.25, 0.1]]
     assert r["apiInputs"]["x"] == 0.125 and r["apiInputs"]["extra_gazes"] == r["extra"]

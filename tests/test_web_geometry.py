@@ -1,7 +1,12 @@
-"""The canvas widget's JavaScript geometry equals fov_core's (run with node's test runner).
+"""The canvas widget's JavaScript equals fov_core's geometry and keeps the nodes' values
+(run with node's test runner).
 
 Python writes the expected results for many foveae and paths; tests/web/geometry.test.mjs
-recomputes them with web/fovea_geometry.js. Skipped (with the reason) without node.
+recomputes them with web/fovea_geometry.js. tests/web/values.test.mjs checks the widgets' pure
+logic (lossless widget values, one redraw per frame, node lookup in subgraphs), and
+tests/web/roundtrip.test.mjs takes widget values Python wrote in every form the nodes accept
+through the canvas edits (tests/test_comfy_widget_values.py parses the results with the nodes).
+Skipped (with the reason) without node.
 """
 import json
 import shutil
@@ -9,6 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+import widget_value_cases
 
 from fov_core import DiTDims, Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, TokenGrid, TokenLayout, rasterize, readout
 
@@ -73,3 +80,27 @@ def test_widget_geometry_matches_fov_core(tmp_path):
                          text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "# fail 0" in res.stdout
+
+
+def _node_test(path, env=None):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the widget's JavaScript was not checked")
+    res = subprocess.run([node, "--test", str(path)], cwd=ROOT, env={"PATH": "/usr/bin:/bin", **(env or {})},
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "# fail 0" in res.stdout
+
+
+def test_widget_logic_values_frames_and_subgraph_lookup():
+    _node_test(ROOT / "tests" / "web" / "values.test.mjs")
+
+
+def test_widget_keeps_untouched_fields_of_python_values(tmp_path):
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the widget's JavaScript was not checked")
+    cases = widget_value_cases.cases()
+    results = widget_value_cases.run_roundtrip(tmp_path, cases)
+    for case, result in zip(cases, results):
+        if not case["edits"]:  # a no-op leaves every value as it was, text included
+            assert result["values"] == case["values"], case

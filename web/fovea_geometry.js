@@ -214,32 +214,8 @@ export function pathAt(keyframes, frame) {
   });
 }
 
-// ------------------------------------------------------------------ widget state <-> values
-export function parseGazes(text) {
-  const items = JSON.parse(text && text.trim() ? text : "[]");
-  if (!Array.isArray(items)) throw new Error("extra_gazes must be a JSON list");
-  return items.map((it) => (Array.isArray(it)
-    ? { x: it[0], y: it[1], radius: it[2], aspect: it[3] ?? 1.0, rotation: it[4] ?? 0.0 }
-    : { x: it.x, y: it.y, radius: it.radius, aspect: it.aspect ?? 1.0, rotation: it.rotation ?? 0.0 }));
-}
-
-export function formatGazes(gazes) {
-  return JSON.stringify(gazes.map((g) => [round(g.x), round(g.y), round(g.radius)]));
-}
-
-export function parseKeyframes(text) {
-  const items = JSON.parse(text && text.trim() ? text : "[]");
-  if (!Array.isArray(items)) throw new Error("keyframes must be a JSON list");
-  return items.map((it) => (Array.isArray(it)
-    ? { frame: it[0], x: it[1], y: it[2], radius: it[3] }
-    : { frame: it.frame, x: it.x, y: it.y, radius: it.radius }));
-}
-
-export function formatKeyframes(keyframes) {
-  const sorted = keyframes.slice().sort((p, q) => p.frame - q.frame);
-  return JSON.stringify(sorted.map((k) => ({ frame: k.frame, x: round(k.x), y: round(k.y), radius: round(k.radius) })));
-}
-
+// ------------------------------------------------------------------ small helpers
+// (The nodes' widget values are read and written by fovea_values.js.)
 export function round(v, digits = 4) {
   const f = 10 ** digits;
   return Math.round(v * f) / f;

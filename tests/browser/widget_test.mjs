@@ -17,6 +17,7 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  await page.addInitScript(pageHelpers);
   page.on("pageerror", (e) => log("pageerror", { message: String(e) }));
   const prompts = [];
   page.on("request", (r) => {
@@ -117,7 +118,14 @@ try {
       .find((w) => w.name === "keyframes").value, pathId);
     await page.screenshot({ path: `${OUT}/gaze_path_widget_${mode}.png` });
     log(`path_${mode}`, { keyframes });
+
+    log(`keep_fovea_${mode}`, await keepFoveaFields(page));
+    log(`keep_path_${mode}`, await keepPathFields(page));
+    log(`frames_${mode}`, await page.evaluate(() => window.__fv.coalescing()));
+    log(`removed_${mode}`, await page.evaluate(() => window.__fv.lifecycle()));
   }
+
+  log("subgraph", await subgraphImages(page));
 
   // a saved workflow restores the state
   const restored = await page.evaluate(async () => {
@@ -164,3 +172,231 @@ try {
   await browser.close();
 }
 console.log(JSON.stringify(result));
+
+// ------------------------------------------------------------------ helpers
+// Runs in the page before the frontend loads (test instrumentation only): counts the
+// ResizeObservers watching a fovea canvas that are still live, and offers helpers to the checks.
+function pageHelpers() {
+  window.__liveFoveaObservers = 0;
+  const Native = window.ResizeObserver;
+  window.ResizeObserver = class extends Native {
+    observe(target, options) {
+      if (target?.dataset?.foveaCanvas && !this.__fovea) {
+        this.__fovea = true;
+        window.__liveFoveaObservers++;
+      }
+      return super.observe(target, options);
+    }
+    disconnect() {
+      if (this.__fovea) {
+        this.__fovea = false;
+        window.__liveFoveaObservers--;
+      }
+      return super.disconnect();
+    }
+  };
+  const frames = (n = 2) => new Promise((done) => {
+    const step = () => (n-- <= 0 ? done() : requestAnimationFrame(step));
+    step();
+  });
+  const fresh = async (type, widgets = {}) => {
+    const { LiteGraph, app } = window;
+    for (const n of [...app.graph.nodes]) app.graph.remove(n);
+    const node = LiteGraph.createNode(type);
+    node.pos = [80, 80];
+    app.graph.add(node);
+    for (const [name, v] of Object.entries(widgets)) set(node, name, v);
+    app.graph.setDirtyCanvas(true, true);
+    await frames(3);
+    return node;
+  };
+  const set = (node, name, v) => { // as if typed in
+    const w = node.widgets.find((x) => x.name === name);
+    w.value = v;
+    w.callback?.(v);
+  };
+  const values = (node) => Object.fromEntries(node.widgets.filter((w) => w.name !== "fovea_canvas")
+    .map((w) => [w.name, w.value]));
+  window.__fv = {
+    frames, fresh, set, values,
+    // page coordinates of a normalized image point on the node's canvas
+    point(node, nx, ny) {
+      const v = node.__foveaView;
+      const L = v.layout();
+      const r = v.canvas.getBoundingClientRect();
+      const sx = r.width / v.canvas.clientWidth;
+      const sy = r.height / v.canvas.clientHeight;
+      return { x: r.left + (L.x0 + nx * L.rw) * sx, y: r.top + (L.y0 + ny * L.rh) * sy };
+    },
+    // 60 pointer moves within one frame: the values follow each, the canvas is drawn once
+    async coalescing() {
+      const node = await fresh("Fovea");
+      const v = node.__foveaView;
+      await frames(2);
+      const at = (nx, ny) => window.__fv.point(node, nx, ny);
+      const send = (type, p) => v.canvas.dispatchEvent(new PointerEvent(type, {
+        clientX: p.x, clientY: p.y, button: 0, buttons: type === "pointerup" ? 0 : 1, pointerId: 7, bubbles: true,
+      }));
+      const drawsBefore = v.draws;
+      send("pointerdown", at(0.5, 0.5));
+      const radii = new Set();
+      for (let i = 1; i <= 60; i++) {
+        send("pointermove", at(0.5 + 0.004 * i, 0.5));
+        radii.add(values(node).radius);
+      }
+      const drawsSync = v.draws;
+      await frames(2);
+      const drawsAfter = v.draws;
+      send("pointerup", at(0.74, 0.5));
+      return { drawsBefore, drawsSync, drawsAfter, radii: radii.size };
+    },
+    // a removed node releases its observer and listeners and draws no more
+    async lifecycle() {
+      const { LiteGraph, app } = window;
+      for (const n of [...app.graph.nodes]) app.graph.remove(n);
+      await frames(2);
+      const base = window.__liveFoveaObservers;
+      const f = LiteGraph.createNode("Fovea");
+      app.graph.add(f);
+      const p = LiteGraph.createNode("GazePath");
+      p.pos = [600, 80];
+      app.graph.add(p);
+      await frames(3);
+      const added = window.__liveFoveaObservers;
+      const views = [f.__foveaView, p.__foveaView];
+      const r = views[0].canvas.getBoundingClientRect();
+      app.graph.remove(f);
+      app.graph.remove(p);
+      const removed = window.__liveFoveaObservers;
+      const before = { fovea: values(f), path: values(p), draws: views.map((v) => v.draws) };
+      // the canvases' listeners are gone: pointer events and wheel change nothing
+      for (const [i, v] of views.entries()) {
+        const at = { clientX: r.left + 20 + 7 * i, clientY: r.top + 20, button: 0, pointerId: 9, bubbles: true };
+        v.canvas.dispatchEvent(new PointerEvent("pointerdown", at));
+        v.canvas.dispatchEvent(new PointerEvent("pointermove", at));
+        v.canvas.dispatchEvent(new WheelEvent("wheel", { deltaY: 100, bubbles: true, cancelable: true }));
+      }
+      set(f, "width", 512); // and a changed value draws nothing
+      set(p, "num_frames", 9);
+      await frames(3);
+      return {
+        base, added, removed, disposed: views.map((v) => v.disposed),
+        unchanged: JSON.stringify({ ...values(f), width: 1024 }) === JSON.stringify(before.fovea)
+          && JSON.stringify({ ...values(p), num_frames: before.path.num_frames }) === JSON.stringify(before.path),
+        drawsBefore: before.draws, drawsAfter: views.map((v) => v.draws),
+      };
+    },
+  };
+}
+
+// Gazes with aspect and rotation, in list and object form: canvas edits keep every field they
+// did not touch. Returns the widget values after each step.
+async function keepFoveaFields(page) {
+  const extra = [[0.2, 0.25, 0.1, 0.4321, 12.5], { x: 0.8, y: 0.75, radius: 0.12, aspect: 2.5, rotation: -45, label: "keep" },
+    [0.75, 0.2, 0.08, 0.3]];
+  await page.evaluate(async (text) => {
+    window.__fvNode = await window.__fv.fresh("Fovea", { aspect: 0.6, rotation: 20, extra_gazes: text });
+  }, JSON.stringify(extra, null, 1));
+  const at = (nx, ny) => page.evaluate(([x, y]) => window.__fv.point(window.__fvNode, x, y), [nx, ny]);
+  const values = () => page.evaluate(() => window.__fv.values(window.__fvNode));
+  const out = { extra, start: await values() };
+  let p = await at(0.45, 0.55); // nearest: the primary gaze
+  await page.mouse.click(p.x, p.y);
+  out.afterPrimary = await values();
+  p = await at(0.22, 0.27); // nearest: extra gaze 0; drag sets its radius, the wheel scales it
+  await page.mouse.move(p.x, p.y);
+  await page.mouse.down();
+  const q = await at(0.34, 0.27);
+  await page.mouse.move(q.x, q.y, { steps: 4 });
+  await page.mouse.up();
+  out.afterDrag = await values();
+  await page.mouse.wheel(0, 100);
+  await page.waitForTimeout(100);
+  out.afterWheel = await values();
+  p = await at(0.5, 0.9);
+  await page.keyboard.down("Shift");
+  await page.mouse.click(p.x, p.y);
+  await page.keyboard.up("Shift");
+  out.afterShift = await values();
+  p = await at(0.44, 0.56); // remove the primary gaze: extra gaze 0 takes its place
+  await page.mouse.click(p.x, p.y, { button: "right" });
+  out.afterRemove = await values();
+  return out;
+}
+
+// Keyframes in object form with an extra key and in list form survive adding and dragging.
+async function keepPathFields(page) {
+  const text = '[{"frame": 0, "x": 0.2, "y": 0.5, "radius": 0.25, "note": "start"}, [80, 0.8, 0.5, 0.3]]';
+  await page.evaluate(async (kf) => {
+    window.__fvNode = await window.__fv.fresh("GazePath", { keyframes: kf });
+    const scrub = document.querySelector("input[data-fovea-scrubber]");
+    scrub.value = "20";
+    scrub.dispatchEvent(new Event("input", { bubbles: true }));
+  }, text);
+  const at = (nx, ny) => page.evaluate(([x, y]) => window.__fv.point(window.__fvNode, x, y), [nx, ny]);
+  let p = await at(0.5, 0.85); // adds a keyframe at frame 20
+  await page.mouse.click(p.x, p.y);
+  await page.mouse.wheel(0, -100); // its radius
+  await page.waitForTimeout(100);
+  p = await at(0.8, 0.5); // drag keyframe 80
+  await page.mouse.move(p.x, p.y);
+  await page.mouse.down();
+  const q = await at(0.7, 0.35);
+  await page.mouse.move(q.x, q.y, { steps: 4 });
+  await page.mouse.up();
+  return { start: text, keyframes: await page.evaluate(() => window.__fv.values(window.__fvNode).keyframes) };
+}
+
+// Images reach canvas nodes inside subgraphs (execution ids like "12:5"): a Fovea's own
+// preview_image from a real run, and the image of a Foveated Decode fed across a subgraph
+// boundary in both directions (sent as the server's "executed" event).
+async function subgraphImages(page) {
+  return page.evaluate(async () => {
+    const { LiteGraph, app } = window;
+    const { api } = await import("/scripts/api.js");
+    const seen = [];
+    api.addEventListener("executed", ({ detail }) => seen.push(String(detail.display_node || detail.node)));
+    await app.extensionManager.setting.set("Comfy.VueNodes.Enabled", false);
+    for (const n of [...app.graph.nodes]) app.graph.remove(n);
+    const add = (type, pos) => {
+      const n = LiteGraph.createNode(type);
+      n.pos = pos;
+      app.graph.add(n);
+      return n;
+    };
+    const slot = (node, name) => node.inputs.findIndex((i) => i.name === name);
+    // 1. LoadImage -> [Fovea -> MaskPreview] as a subgraph, run for real
+    const load = add("LoadImage", [0, 0]);
+    const f = add("Fovea", [300, 0]);
+    const m = add("MaskPreview", [800, 0]);
+    load.connect(0, f, slot(f, "preview_image"));
+    f.connect(1, m, 0);
+    const s1 = app.graph.convertToSubgraph(new Set([f, m])).node;
+    const inner = s1.subgraph.nodes.find((n) => n.type === "Fovea");
+    await app.queuePrompt(0, 1);
+    const until = Date.now() + 90000;
+    while (!inner.__foveaView.image && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
+    const own = { id: `${s1.id}:${inner.id}`, src: inner.__foveaView.image?.src ?? null };
+    // 2. Fovea -> [Foveated Decode] and [Fovea] -> Foveated Decode
+    for (const n of [...app.graph.nodes]) app.graph.remove(n);
+    const outerFovea = add("Fovea", [0, 0]);
+    const d1 = add("FoveatedDecode", [500, 0]);
+    outerFovea.connect(0, d1, slot(d1, "fovea"));
+    const s2 = app.graph.convertToSubgraph(new Set([d1])).node;
+    const innerDecode = s2.subgraph.nodes.find((n) => n.type === "FoveatedDecode");
+    const f3 = add("Fovea", [0, 500]);
+    const d3 = add("FoveatedDecode", [500, 500]);
+    f3.connect(0, d3, slot(d3, "fovea"));
+    const s3 = app.graph.convertToSubgraph(new Set([f3])).node;
+    const innerFovea = s3.subgraph.nodes.find((n) => n.type === "Fovea");
+    const image = (filename) => ({ images: [{ filename, type: "input", subfolder: "" }] });
+    const decodeIntoId = `${s2.id}:${innerDecode.id}`;
+    api.dispatchCustomEvent("executed", { node: decodeIntoId, display_node: decodeIntoId, output: image("a.png") });
+    api.dispatchCustomEvent("executed", { node: String(d3.id), display_node: String(d3.id), output: image("b.png") });
+    return {
+      own, seen, decodeIntoId,
+      outerFovea: outerFovea.__foveaView.image?.src ?? null,
+      innerFovea: innerFovea.__foveaView.image?.src ?? null,
+    };
+  });
+}
