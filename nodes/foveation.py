@@ -3,6 +3,8 @@
 OUTER_SAMPLE   once per sampling run: initial noise follows the canvas rule (i.i.d.
                representatives, replicated groups), whoever drew it; the result is
                canonicalized; one log line with the token readout.
+PREPARE_SAMPLING the memory estimate ComfyUI loads the model by counts the packed
+               tokens, not the full grid, so low-VRAM machines do not offload needlessly.
 DIFFUSION_MODEL every forward: the family adapter runs the native model on the packed
                sequence (see adapters/).
 All per-run state lives in transformer_options copies; the model object itself is never
@@ -11,6 +13,7 @@ touched, so an interrupted or failed run leaves nothing behind.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -61,10 +64,12 @@ class FoveationPatch:
     def install(self, model_patcher):
         adapter = self.adapter_cls(model_patcher)
         m = model_patcher.clone()
-        for kind in (pe.WrappersMP.OUTER_SAMPLE, pe.WrappersMP.DIFFUSION_MODEL):
+        wrappers = {pe.WrappersMP.OUTER_SAMPLE: _OuterSample(self, adapter),
+                    pe.WrappersMP.PREPARE_SAMPLING: _PrepareSampling(self, adapter),
+                    pe.WrappersMP.DIFFUSION_MODEL: _DiffusionModel(self, adapter)}
+        for kind, wrapper in wrappers.items():
             m.remove_wrappers_with_key(kind, WRAPPER_KEY)  # a later Apply Foveation replaces an earlier one
-        m.add_wrapper_with_key(pe.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, _OuterSample(self, adapter))
-        m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, _DiffusionModel(self, adapter))
+            m.add_wrapper_with_key(kind, WRAPPER_KEY, wrapper)
         return m
 
 
@@ -83,6 +88,21 @@ class _OuterSample:
         guider.model_options.setdefault("transformer_options", {})[RUN_KEY] = RunState()
         out = executor(noise, latent_image, *args, **kwargs)
         return packing.canonicalize(out)
+
+
+class _PrepareSampling:
+    """Scale the latent shape ComfyUI estimates memory from to the packed token count
+    (the estimate is proportional to the latent's area; the pattern of core context windows)."""
+
+    def __init__(self, patch: FoveationPatch, adapter):
+        self.patch, self.adapter = patch, adapter
+
+    def __call__(self, executor, model, noise_shape, conds, *args, **kwargs):
+        grid, _ = self.adapter.token_grid(tuple(noise_shape))
+        layout = self.patch.layout_for(grid)
+        shape = list(noise_shape)
+        shape[-1] = max(1, math.ceil(shape[-1] * layout.token_ratio))
+        return executor(model, shape, conds, *args, **kwargs)
 
 
 class _DiffusionModel:

@@ -7,10 +7,12 @@ import torch.nn.functional as F
 import comfy.utils
 from comfy_api.latest import io, ui
 
-from ..fov_core import LatentPacking, SplitDecoder, TokenGrid, TokenLayout, merge_levels, rasterize
+from ..fov_core import LatentPacking, LayoutCache, SplitDecoder, TokenGrid, TokenLayout, merge_levels
 from .types import FOVEA
 
 TOKEN_PX = 16
+PREVIEW_PX = 512  # long side of the preview the node shows (and the Fovea canvas draws behind the gaze)
+_layouts = LayoutCache(size=8)  # decoders, packings and blend weights live on these layouts
 
 
 def layout_for_latent(fovea, samples: torch.Tensor, vae) -> tuple[TokenLayout, LatentPacking]:
@@ -27,8 +29,8 @@ def layout_for_latent(fovea, samples: torch.Tensor, vae) -> tuple[TokenLayout, L
     if h % p or w % p:
         raise ValueError(f"latent {h}x{w} is not a whole number of 16 px tokens; use an image size that is a "
                          f"multiple of 16 px")
-    layout = TokenLayout(rasterize(fovea, TokenGrid(1, h // p, w // p, token_px=TOKEN_PX)))
-    return layout, LatentPacking(layout, p)
+    layout = _layouts.get(fovea, TokenGrid(1, h // p, w // p, token_px=TOKEN_PX))
+    return layout, layout.cached(("packing", p), lambda: LatentPacking(layout, p))
 
 
 class FoveatedDecode(io.ComfyNode):
@@ -60,16 +62,26 @@ class FoveatedDecode(io.ComfyNode):
                 "this latent was not generated with this fovea: its periphery is not made of low-resolution "
                 "blocks. Connect the same FOVEA to Apply Foveation and Foveated Decode, or use VAE Decode."
             )
-        dec = SplitDecoder(layout, packing.patch, TOKEN_PX, fovea.feather, margin)
+        dec = layout.cached(("decoder", packing.patch, TOKEN_PX, fovea.feather, margin),
+                            lambda: SplitDecoder(layout, packing.patch, TOKEN_PX, fovea.feather, margin))
         pbar = comfy.utils.ProgressBar(len(dec.parts))
         parts = []
-        for part in dec.parts:
-            parts.append(vae.decode(part.latent_crop(latent, packing.patch)))
+        for part in dec.parts:  # one VAE call per level
+            parts.append(vae.decode(part.latent(latent, packing.patch)))
             pbar.update(1)
         image = dec.compose(parts)
         mask = dec.weights(0, image.device).expand(image.shape[0], -1, -1)
-        # the preview also feeds the Fovea node's canvas (the last image decoded with it)
-        return io.NodeOutput(image, mask, ui=ui.PreviewImage(image[:1], cls=cls))
+        # a small preview (it also feeds the Fovea node's canvas: the last image decoded with it)
+        return io.NodeOutput(image, mask, ui=ui.PreviewImage(_preview(image[:1]), cls=cls))
+
+
+def _preview(image: torch.Tensor) -> torch.Tensor:
+    h, w = image.shape[1:3]
+    f = PREVIEW_PX / max(h, w)
+    if f >= 1:
+        return image
+    small = F.interpolate(image.movedim(-1, 1), size=(round(h * f), round(w * f)), mode="area")
+    return small.movedim(1, -1)
 
 
 class FoveatedEncode(io.ComfyNode):

@@ -96,6 +96,32 @@ def test_initial_noise_follows_the_canvas_rule(env):
     assert pk.is_canonical(out)
 
 
+def test_memory_estimate_counts_the_packed_tokens(env, monkeypatch):
+    """ComfyUI loads (or offloads) the model by its memory estimate; the foveated model's
+    estimate follows the packed token count instead of the full grid."""
+    import comfy.model_management as mm
+    import comfy.sample as comfy_sample
+    from comfy import sd as comfy_sd
+
+    fc = env.pack.fov_core
+    mp = comfy_sd.load_diffusion_model(str(env.models / "diffusion_models" / FAMILY["flux1_dev"][0]))
+    fov = fc.Fovea((fc.Gaze(0.5, 0.5, 0.2),), fc.LevelPolicy.quarter())
+    patched = env.pack.nodes.apply_node.ApplyFoveation.execute(mp, fov).result[0]
+    asked = []
+    load = mm.load_models_gpu
+    monkeypatch.setattr(mm, "load_models_gpu", lambda models, memory_required=0, **kw: (
+        asked.append(memory_required), load(models, memory_required=memory_required, **kw))[1])
+    latent = torch.zeros(1, 16, 64, 64)
+    cond = env.harness.random_conditioning(7, 64, 32, guidance=3.5)
+    with torch.inference_mode():
+        for model in (mp, patched):
+            comfy_sample.sample(model, torch.randn(latent.shape), 1, 1.0, "euler", "simple", cond, cond, latent)
+    ratio = fc.TokenLayout(fc.rasterize(fov, fc.TokenGrid(1, 32, 32))).token_ratio
+    native, foveated = asked
+    assert ratio < 0.3
+    assert foveated == pytest.approx(native * ratio, rel=0.05)
+
+
 def test_model_used_foveated_then_native_is_bit_identical(env):
     def native_prompt():
         p = Prompt()

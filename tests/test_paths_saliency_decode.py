@@ -110,9 +110,9 @@ def test_split_decode_blends_with_the_seam_inside_the_fovea(policy):
     p, tp = 2, 16
     dec = SplitDecoder(layout, p, tp, feather=0.05)
     canvas = LatentPacking(layout, p).canonicalize(torch.rand(1, 4, 32, 48))
-    parts = [_fake_decode(part.latent_crop(canvas, p), p, tp) for part in dec.parts]
+    parts = [_fake_decode(part.latent(canvas, p), p, tp) for part in dec.parts]
     # the fine part is decoded on a crop only
-    assert dec.parts[-1].token_box is not None and dec.decoded_pixels() < 1.0
+    assert dec.parts[-1].boxes is not None and dec.decoded_pixels() < 1.0
     out = dec.compose(parts)
     assert out.shape == (1, 16 * tp, 24 * tp, 3)
     full = _fake_decode(canvas, p, tp)  # what one native decode of the canvas gives
