@@ -17,16 +17,17 @@ def _close(a, b, atol=ATOL):
 class Family:
     """A loaded tiny model of one family plus how to call its diffusion model."""
 
-    def __init__(self, env, key):
+    def __init__(self, env, key, dtype=torch.float32):
         from comfy import sd as comfy_sd
 
-        self.env, self.key = env, key
+        self.env, self.key, self.dtype = env, key, dtype
         info = env.infos[key]
+        opts = {"dtype": dtype}
         if key == "chroma":  # ComfyUI hard-codes Chroma's approximator width; the patch reads it
             with env.tiny_models.chroma_detection_patch():
-                self.mp = comfy_sd.load_diffusion_model(info["path"])
+                self.mp = comfy_sd.load_diffusion_model(info["path"], model_options=opts)
         else:
-            self.mp = comfy_sd.load_diffusion_model(info["path"])
+            self.mp = comfy_sd.load_diffusion_model(info["path"], model_options=opts)
         self.dm = self.mp.model.diffusion_model
         self.info = info
         self.ctx_dim = info["context_in_dim"]
@@ -40,14 +41,15 @@ class Family:
     def call_args(self, x, *, txt_len=7, seed=0, refs=None, transformer_options=None, ref_method=None):
         g = torch.Generator().manual_seed(seed)
         B = x.shape[0]
-        context = torch.randn(B, txt_len, self.ctx_dim, generator=g)
+        context = torch.randn(B, txt_len, self.ctx_dim, generator=g).to(self.dtype)
+        x = x.to(self.dtype)
         t = torch.full((B,), 0.7)
         topts = transformer_options if transformer_options is not None else {}
         kwargs = {}
         if self.key == "chroma":
             args = (x, t, context, torch.zeros(B), None, topts)
         else:
-            y = torch.randn(B, self.info["vec_in_dim"], generator=g) if self.info["vec_in_dim"] else None
+            y = torch.randn(B, self.info["vec_in_dim"], generator=g).to(self.dtype) if self.info["vec_in_dim"] else None
             guidance = torch.full((B,), 3.5) if self.info["guidance_embed"] else None
             args = (x, t, context, y, guidance, refs, None, topts)
             if ref_method:
@@ -196,6 +198,28 @@ def test_fast_path_equals_dense_reference(env, families, monkeypatch, key, polic
     dense = fam.foveated(canvas, layout, refs=refs)
     _close(fast, dense)
     assert fam.pack.fov_core.LatentPacking(layout, fam.patch).is_canonical(fast)
+
+
+@pytest.mark.parametrize("key", ["flux1_dev", "flux2_klein", "chroma"])
+def test_bf16_invariants(env, families, key):
+    """In bf16: all-full and all-low-resolution run exactly the native computations, so they
+    are bit-identical to native. A mixed layout adds one bf16 rounding of q and k per
+    coarser group (the second rotation) to what native bf16 already rounds; its error
+    against the same foveated forward in fp32 stays within 2x native's own bf16 error (and
+    the native error is a few bf16 ulps, so this is no loose bound)."""
+    fam32, fam16 = families[key], Family(env, key, torch.bfloat16)
+    fc = env.pack.fov_core
+    x = torch.randn(1, fam16.channels, 8 * fam16.patch, 12 * fam16.patch)
+    assert torch.equal(fam16.foveated(x, _layout(env, torch.zeros(1, 8, 12, dtype=torch.long))), fam16.native(x))
+    low_layout = _layout(env, torch.full((1, 8, 12), 1, dtype=torch.long))
+    canvas = _canvas(env, fam16, low_layout)
+    assert torch.equal(fam16.foveated(canvas, low_layout), upsample(fam16.native(canvas[..., ::2, ::2]), 1))
+    layout = fc.TokenLayout(fc.rasterize(fc.Fovea((fc.Gaze(0.4, 0.45, 0.25),), fc.LevelPolicy.rings(1.6)),
+                                         fc.TokenGrid(1, 12, 12)))
+    canvas = _canvas(env, fam16, layout)
+    fov_err = (fam16.foveated(canvas, layout).float() - fam32.foveated(canvas, layout)).abs().max()
+    nat_err = (fam16.native(canvas).float() - fam32.native(canvas)).abs().max()
+    assert 0 < fov_err <= 2 * nat_err, (float(fov_err), float(nat_err))
 
 
 @pytest.mark.parametrize("key", FAMILIES)
