@@ -44,28 +44,48 @@ class AttentionGroup:
 class SequencePlan:
     """Attention groups for one layout inside a sequence [prefix | image | suffix].
 
+    Built from the layout's (lattice class, level) segments and their lengths, without
+    sorting or comparing lengths: the lengths may be symbolic (torch.compile with dynamic
+    shapes), so one compiled graph serves every fovea with the same set of levels.
     suffix_queries=False: the suffix is only present as keys (a reference KV cache feeds
     cached reference keys/values while the queries stop at the image tokens).
     """
 
-    def __init__(self, layout: TokenLayout, n_prefix: int = 0, n_suffix: int = 0, suffix_queries: bool = True):
-        self.layout = layout
+    def __init__(self, segments, lengths, n_prefix: int = 0, n_suffix: int = 0, suffix_queries: bool = True):
+        levels = sorted({lv for _, lv in segments})
+        self.base_level = levels[0]
         self.n_prefix, self.n_suffix = n_prefix, n_suffix
-        self.image_start, self.image_end = n_prefix, n_prefix + layout.n_tokens
-        self.seq_len = self.image_end + n_suffix  # keys
-        self.q_len = self.seq_len if suffix_queries else self.image_end  # queries
-        groups = []
-        for k in layout.levels:
-            ranges = [(s + n_prefix, e + n_prefix) for s, e in layout.runs[k]]
-            if k == layout.base_level:
-                ranges = [(0, n_prefix)] + ranges + [(self.image_end, self.q_len)]
-                k_end = None
+        # image segments in packed order: [level, start, end]; neighbours of one level merged
+        runs, pos = [], n_prefix
+        for (_, lv), n in zip(segments, lengths):
+            if isinstance(n, int) and n == 0:
+                continue
+            if runs and runs[-1][0] == lv:
+                runs[-1][2] = pos + n
             else:
-                k_end = n_prefix + layout.lattice_count[k]
-            groups.append(AttentionGroup(k, _merge(ranges), k_end))
+                runs.append([lv, pos, pos + n])
+            pos = pos + n
+        self.image_start, self.image_end = n_prefix, pos
+        self.seq_len = pos + n_suffix  # keys
+        self.q_len = self.seq_len if suffix_queries else pos  # queries
+        base = self.base_level
+        if n_prefix:  # text queries belong to the base group
+            runs = ([[base, 0, runs[0][2]]] + runs[1:]) if runs[0][0] == base else [[base, 0, n_prefix]] + runs
+        if n_suffix and suffix_queries:
+            runs = (runs[:-1] + [[base, runs[-1][1], self.seq_len]]) if runs[-1][0] == base \
+                else runs + [[base, pos, self.seq_len]]
+        groups = []
+        for k in levels:
+            # image keys of a coarser view: the segments of lattice class >= k, a prefix
+            k_end = None if k == base else n_prefix + sum(n for (c, _), n in zip(segments, lengths) if c >= k)
+            groups.append(AttentionGroup(k, tuple((s, e) for lv, s, e in runs if lv == k), k_end))
         self.groups = groups
         # output pieces in sequence order: (start, end, group index)
-        self.pieces = sorted((s, e, gi) for gi, g in enumerate(groups) for s, e in g.q_ranges)
+        self.pieces = tuple((s, e, levels.index(lv)) for lv, s, e in runs)
+
+    @classmethod
+    def of(cls, layout: TokenLayout, n_prefix: int = 0, n_suffix: int = 0, suffix_queries: bool = True):
+        return cls(layout.segments, layout.segment_lengths, n_prefix, n_suffix, suffix_queries)
 
     def n_keys(self, group: AttentionGroup) -> int:
         return self.seq_len if group.k_end is None else group.k_end + self.n_suffix
@@ -78,7 +98,7 @@ class SequencePlan:
         origin + position). Image rows: (id - origin) (2^-k - 2^-b) on the spatial axes;
         every other entry 0 (the identity rotation).
         """
-        b = self.layout.base_level
+        b = self.base_level
         out = torch.zeros_like(ids)
         axes = list(spatial_axes)
         img = ids[..., self.image_start : self.image_end, :][..., axes] - _origin(origin, ids, len(axes))
@@ -88,7 +108,7 @@ class SequencePlan:
     def base_ids(self, ids: torch.Tensor, spatial_axes: Sequence[int],
                  origin: Optional[Sequence[float]] = None) -> torch.Tensor:
         """Full-resolution ids -> the base frame (image spatial ids origin + (id - origin) / 2^b)."""
-        b = self.layout.base_level
+        b = self.base_level
         if b == 0:
             return ids
         out = ids.clone()
@@ -141,14 +161,13 @@ def phase_aligned_attention(
     rotate(q, k, group_index) -> (q, k) rotated from the base frame into the group's
         frame (called for groups whose level is not the base level).
     """
-    outs = {}
+    outs = [None] * len(plan.pieces)
     for gi, g in enumerate(plan.groups):
         qg, kg = q, k
-        if g.level != plan.layout.base_level:
+        if g.level != plan.base_level:
             qg, kg = rotate(q, k, gi)
         kg, vg = group_keys(kg, plan, g), group_keys(v, plan, g)
-        for s, e in g.q_ranges:
-            outs[s] = attend(qg[:, :, s:e], kg, vg, g, (s, e))
-    if len(plan.pieces) == 1:
-        return outs[plan.pieces[0][0]]
-    return torch.cat([outs[s] for s, _, _ in plan.pieces], dim=2)
+        for i, (s, e, pgi) in enumerate(plan.pieces):
+            if pgi == gi:
+                outs[i] = attend(qg[:, :, s:e], kg, vg, g, (s, e))
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)

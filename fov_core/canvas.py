@@ -139,6 +139,25 @@ class LatentPacking:
         out = flat.index_select(2, self._idx("canonical_index", canvas.device))
         return out.view(canvas.shape)
 
+    def group_means(self, image: torch.Tensor) -> torch.Tensor:
+        """A canvas whose every group holds the mean of `image` over that group: the area
+        average, i.e. the low-resolution version of a conditioning image (an inpainting
+        mask, a masked image) for the level-k tokens, where `pack` reads one pixel per group."""
+        T, Hl, Wl = self.latent_shape
+        self._flat(image)  # checks the shape
+        flat = image.reshape(-1, 1, Hl, Wl)  # (B*C*T, 1, Hl, Wl), frames fastest
+        plev = self.pixel_levels(image.device)
+        out = flat
+        for k in self.layout.levels:
+            if k == 0:
+                continue
+            s = 2**k
+            pooled = F.avg_pool2d(flat, s, ceil_mode=True)
+            up = pooled.repeat_interleave(s, -2).repeat_interleave(s, -1)[..., :Hl, :Wl]
+            mask = (plev == k).repeat(flat.shape[0] // T, 1, 1).unsqueeze(1)
+            out = torch.where(mask, up.to(flat.dtype), out)
+        return out.view(image.shape)
+
     def is_canonical(self, canvas: torch.Tensor) -> bool:
         return torch.equal(self.canonicalize(canvas), canvas)
 

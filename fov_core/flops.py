@@ -44,7 +44,7 @@ def step_flops(dims: DiTDims, layout: Optional[TokenLayout], full_tokens: Option
         attn_pairs = n_seq * n_seq
     else:
         n_img = layout.n_tokens
-        plan = SequencePlan(layout, dims.text_tokens, dims.extra_tokens)
+        plan = SequencePlan.of(layout, dims.text_tokens, dims.extra_tokens)
         n_seq = plan.seq_len
         attn_pairs = sum(g.n_q * plan.n_keys(g) for g in plan.groups)
     macs = n_seq * dims.linear_macs_per_token() + 2 * h * attn_pairs

@@ -72,15 +72,33 @@ class TokenLayout:
         self.n_tokens = int(order.numel())
         self.flat_index = (self.t * H + self.y) * W + self.x
 
-        # contiguous runs of each level, and the length of each level's key prefix
+        # (lattice class, level) segments of the packed order: the structure depends only on
+        # the set of levels, the lengths on the fovea
+        seg = self.lattice_class * (top + 1) + self.level
         change = torch.ones(self.n_tokens, dtype=torch.bool)
-        change[1:] = self.level[1:] != self.level[:-1]
+        change[1:] = seg[1:] != seg[:-1]
         starts = change.nonzero().squeeze(1).tolist() + [self.n_tokens]
-        self.runs: dict[int, list] = {k: [] for k in self.levels}
-        for s, e in zip(starts[:-1], starts[1:]):
-            self.runs[int(self.level[s])].append((s, e))
-        self.lattice_count = {k: int((self.lattice_class >= k).sum()) for k in self.levels}
+        self.segments = tuple((int(self.lattice_class[s]), int(self.level[s])) for s in starts[:-1])
+        self.segment_lengths = tuple(e - s for s, e in zip(starts[:-1], starts[1:]))
         self._cache = {}
+
+    @property
+    def runs(self) -> dict:
+        """Per level, its contiguous runs (start, end) in the packed order."""
+        runs, pos = {k: [] for k in self.levels}, 0
+        for (_, lv), n in zip(self.segments, self.segment_lengths):
+            if runs[lv] and runs[lv][-1][1] == pos:
+                runs[lv][-1] = (runs[lv][-1][0], pos + n)
+            else:
+                runs[lv].append((pos, pos + n))
+            pos += n
+        return runs
+
+    @property
+    def lattice_count(self) -> dict:
+        """Per level k, the number of image tokens on the 2^k lattice: the length of the
+        prefix that is the level-k view's keys."""
+        return {k: sum(n for (c, _), n in zip(self.segments, self.segment_lengths) if c >= k) for k in self.levels}
 
     # ------------------------------------------------------------------ summaries
     @property

@@ -17,7 +17,7 @@ def latent_readout(adapter, fovea, latent: dict) -> str:
     samples = latent["samples"]
     grid, _ = adapter.token_grid(tuple(samples.shape))
     layout = TokenLayout(rasterize(fovea, grid))
-    dims = adapter.dims((None, None, None), {})
+    dims = adapter.dims(None, {})
     if dims is not None:
         dims = dataclasses.replace(dims, text_tokens=ASSUMED_TEXT_TOKENS)
     text = format_readout(readout(layout, dims))

@@ -1,12 +1,22 @@
 """The MODEL patch: keyed wrappers on a clone of the ModelPatcher.
 
-OUTER_SAMPLE   once per sampling run: initial noise follows the canvas rule (i.i.d.
-               representatives, replicated groups), whoever drew it; the result is
-               canonicalized; one log line with the token readout.
+OUTER_SAMPLE     once per sampling run: initial noise follows the canvas rule (i.i.d.
+                 representatives, replicated groups), whoever drew it; the result is
+                 canonicalized.
 PREPARE_SAMPLING the memory estimate ComfyUI loads the model by counts the packed
-               tokens, not the full grid, so low-VRAM machines do not offload needlessly.
-DIFFUSION_MODEL every forward: the family adapter runs the native model on the packed
-               sequence (see adapters/).
+                 tokens, not the full grid, so low-VRAM machines do not offload needlessly.
+APPLY_MODEL      every model call, outside the diffusion model: packs the canvas into the
+                 strip of tokens the model reads, prepares the call (`ModelCall`, cached per
+                 layout and sequence shape), hands it to the diffusion model as the keyword
+                 argument `foveation`, and unpacks the prediction; one log line per run.
+DIFFUSION_MODEL  inside the diffusion model: with a `foveation` argument the family
+                 adapter runs the native model on the strip (see adapters/); without one
+                 it does nothing.
+Why a keyword argument: TorchCompileModel compiles the diffusion model with guards on
+everything but transformer_options, so what the compiled code depends on must arrive as
+an argument. A native and a foveated call then never share a compiled graph, and every
+length of the layout is the size of a tensor the compiled graph takes as dynamic, so
+moving the gaze does not recompile.
 All per-run state lives in transformer_options copies; the model object itself is never
 touched, so an interrupted or failed run leaves nothing behind.
 """
@@ -14,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -26,7 +36,7 @@ from ..fov_core import group_keys, phase_aligned_attention, readout
 
 WRAPPER_KEY = "foveated_diffusion"
 RUN_KEY = "foveated_run"
-CALL_KEY = "foveated_call"
+FOVEATION_KWARG = "foveation"
 log = logging.getLogger("foveated")
 
 
@@ -38,12 +48,37 @@ class RunState:
 
 
 @dataclass
-class CallState:
-    """One model forward: what the attention override needs."""
+class ModelCall:
+    """What a foveated forward needs, built outside the diffusion model from the layout and
+    the sequence shape. Lengths are tensor sizes (`lengths[i]` is an empty (n_i, 0) tensor
+    for layout segment i), so under torch.compile they are symbolic."""
 
-    layout: TokenLayout
+    adapter: object
+    segments: tuple  # ((lattice class, level), ...) of the packed order
+    lengths: tuple  # per segment, a (length, 0) tensor
+    n_suffix: int  # never-foveated tokens after the image (reference latents)
+    tensors: dict = field(default_factory=dict)  # the family's device tensors (ids, RoPE tables)
+    values: dict = field(default_factory=dict)  # the family's plain settings
+
+    def plan(self, n_prefix: int, suffix_queries: bool = True) -> SequencePlan:
+        return SequencePlan(self.segments, [t.shape[0] for t in self.lengths], n_prefix, self.n_suffix,
+                            suffix_queries)
+
+
+@dataclass
+class CallState:
+    """One model forward: what the attention override needs (filled in by the adapter)."""
+
     plan: Optional[SequencePlan] = None
     rotate: Optional[Callable] = None  # (q, k, group index) -> q, k in that group's RoPE frame
+
+
+def mark_dynamic(t: torch.Tensor, *dims) -> torch.Tensor:
+    """Let torch.compile treat these sizes as symbolic from the first compile (no effect in
+    eager mode)."""
+    for d in dims:
+        torch._dynamo.maybe_mark_dynamic(t, d)
+    return t
 
 
 class FoveationPatch:
@@ -51,7 +86,6 @@ class FoveationPatch:
         self.fovea = fovea
         self.adapter_cls = adapter_cls
         self.layouts = LayoutCache()
-        self._packings = {}
 
     # ------------------------------------------------------------------ layouts
     def layout_for(self, grid: TokenGrid) -> TokenLayout:
@@ -66,7 +100,8 @@ class FoveationPatch:
         m = model_patcher.clone()
         wrappers = {pe.WrappersMP.OUTER_SAMPLE: _OuterSample(self, adapter),
                     pe.WrappersMP.PREPARE_SAMPLING: _PrepareSampling(self, adapter),
-                    pe.WrappersMP.DIFFUSION_MODEL: _DiffusionModel(self, adapter)}
+                    pe.WrappersMP.APPLY_MODEL: _ApplyModel(self, adapter),
+                    pe.WrappersMP.DIFFUSION_MODEL: diffusion_model_wrapper}
         for kind, wrapper in wrappers.items():
             m.remove_wrappers_with_key(kind, WRAPPER_KEY)  # a later Apply Foveation replaces an earlier one
             m.add_wrapper_with_key(kind, WRAPPER_KEY, wrapper)
@@ -105,33 +140,43 @@ class _PrepareSampling:
         return executor(model, shape, conds, *args, **kwargs)
 
 
-class _DiffusionModel:
+class _ApplyModel:
+    """BaseModel.apply_model(x, t, c_concat, c_crossattn, control, transformer_options, **kw)."""
+
     def __init__(self, patch: FoveationPatch, adapter):
         self.patch, self.adapter = patch, adapter
 
-    def __call__(self, executor, *args, **kwargs):
-        x = args[0]
+    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                 **kwargs):
         grid, patch_size = self.adapter.token_grid(tuple(x.shape))
         layout = self.patch.layout_for(grid)
-        topts = _transformer_options(args, kwargs)
-        run = topts.get(RUN_KEY)
+        run = transformer_options.get(RUN_KEY)
         if run is not None and not run.logged:
             run.logged = True
-            text = format_readout(readout(layout, self.adapter.dims(args, kwargs)))
+            text = format_readout(readout(layout, self.adapter.dims(c_crossattn, kwargs)))
             log.info("Foveated %s: %s", self.adapter.name, text)
-        if layout.levels == (0,):
-            return executor(*args, **kwargs)  # all full resolution: exactly native
+        if layout.levels == (0,):  # all full resolution: exactly native
+            return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        if control is not None:
+            raise ValueError(f"Foveation does not support ControlNet on {self.adapter.name} yet; remove the "
+                             f"ControlNet or the foveation.")
         packing = self.patch.packing_for(layout, patch_size)
-        return self.adapter.forward(executor, args, kwargs, layout, packing)
+        call = self.adapter.prepare(executor.class_obj.diffusion_model, layout, x, c_crossattn, transformer_options,
+                                    kwargs)
+        strip = mark_dynamic(packing.pack_strip(x), x.ndim - 1)
+        if c_concat is not None:  # e.g. FLUX.1 Fill's mask and image channels: their low-resolution values
+            c_concat = packing.pack_strip(packing.group_means(c_concat.to(x.device)))
+        out = executor(strip, t, c_concat, c_crossattn, control, transformer_options,
+                       **{**kwargs, FOVEATION_KWARG: call})
+        return packing.unpack_strip(out)
 
 
-def _transformer_options(args, kwargs) -> dict:
-    if "transformer_options" in kwargs:
-        return kwargs["transformer_options"]
-    for a in reversed(args):
-        if isinstance(a, dict):
-            return a
-    return {}
+def diffusion_model_wrapper(executor, *args, **kwargs):
+    """DIFFUSION_MODEL wrapper: runs the family adapter when the call carries a ModelCall."""
+    call = kwargs.pop(FOVEATION_KWARG, None)
+    if call is None:
+        return executor(*args, **kwargs)
+    return call.adapter.forward(executor, args, kwargs, call)
 
 
 def make_attention_override(state: CallState, previous=None):

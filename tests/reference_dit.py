@@ -216,7 +216,7 @@ class JointDiT(_TinyDiT):
                 return lambda q, k, v: dense_reference_attention(
                     q, k, v, ids_all, lv, SPATIAL_AXES, lambda x, i: apply_rope(x, rope_tables(i, self.axes_dim))
                 )
-            return phase_aligned(SequencePlan(layout, n_txt, n_ref), ids_all, self.axes_dim)
+            return phase_aligned(SequencePlan.of(layout, n_txt, n_ref), ids_all, self.axes_dim)
 
         out = self._run(tokens, ids, txt, refs, attention)
         return packing.unpack(out, video=canvas.ndim == 5)
@@ -251,6 +251,6 @@ class VideoDiT(_TinyDiT):
                 q, k, v, ids, layout.level, SPATIAL_AXES, lambda x, i: apply_rope(x, rope_tables(i, self.axes_dim))
             )
         else:
-            att = phase_aligned(SequencePlan(layout), ids, self.axes_dim)
+            att = phase_aligned(SequencePlan.of(layout), ids, self.axes_dim)
         out = self._run(tokens, ids, txt, att)
         return packing.unpack(out, video=canvas.ndim == 5)

@@ -62,13 +62,29 @@ class Family:
             return self.dm(*args, **kwargs)
 
     def foveated(self, x, layout, **kw):
-        """The adapter's path on an explicit layout (also for all-level-0 / all-level-k maps)."""
-        from_pack = self.pack.fov_core
+        """What the patch does around the adapter (pack, prepare, run, unpack), on an explicit
+        layout (also for all-level-0 / all-level-k maps)."""
+        fc = self.pack.fov_core
         adapter = self.adapter_cls(self.mp)
-        packing = from_pack.LatentPacking(layout, self.patch)
+        packing = fc.LatentPacking(layout, self.patch)
         args, kwargs = self.call_args(x, **kw)
+        topts = args[-1]
+        refs = {"ref_latents": args[5]} if self.key != "chroma" else {}
         with torch.no_grad():
-            return adapter.forward(lambda *a, **k: self.dm._forward(*a, **k), args, kwargs, layout, packing)
+            call = adapter.prepare(self.dm, layout, args[0], args[2], topts, refs)
+            strip = packing.pack_strip(args[0])
+            out = adapter.forward(lambda *a, **k: self.dm._forward(*a, **k), (strip,) + args[1:], kwargs, call)
+            return packing.unpack_strip(out)
+
+    def apply_model(self, x, transformer_options=None):
+        """The denoised prediction through BaseModel.apply_model (and its wrappers), sigma 0.7;
+        for Fill models the channels after the first 16 are the concatenated conditioning."""
+        args, _ = self.call_args(x, transformer_options=transformer_options)
+        x, c_concat = (x[:, :16], x[:, 16:]) if self.key == "flux1_fill" else (x, None)
+        extra = {"guidance": args[3]} if self.key == "chroma" else {"y": args[3], "guidance": args[4]}
+        sigma = torch.full((x.shape[0],), 0.7)
+        with torch.no_grad():
+            return self.mp.model.apply_model(x, sigma, c_concat, args[2], None, args[-1], **extra)
 
     def patched(self, fovea):
         return self.pack.nodes.foveation.FoveationPatch(fovea, self.adapter_cls).install(self.mp)
@@ -153,7 +169,7 @@ def _native_ids(fam, monkeypatch, x, **kw):
     return ids[0].double()
 
 
-def _dense_override_factory(env, fam, ids):
+def _dense_override_factory(env, fam, ids, layout):
     """An attention override computing the dense per-query reference (straight from the
     definition) on q and k with the block's own RoPE undone. ids: the packed sequence's
     full-resolution ids, derived from the native forward's."""
@@ -165,7 +181,7 @@ def _dense_override_factory(env, fam, ids):
             if plan is None or q.shape[2] != plan.seq_len:
                 return func(q, k, v, heads, *args, **kwargs)
             levels = torch.full((plan.seq_len,), -1, dtype=torch.long)
-            levels[plan.image_start : plan.image_end] = state.layout.level
+            levels[plan.image_start : plan.image_end] = layout.level
             rope = lambda x, i: fm._apply_rope1(x, fam.dm.pe_embedder(i[None].float()))  # noqa: E731
             q, k = rope(q, -ids), rope(k, -ids)  # the inverse rotation
             out = dense_reference_attention(q, k, v, ids, levels, (1, 2), rope)
@@ -194,7 +210,7 @@ def test_fast_path_equals_dense_reference(env, families, monkeypatch, key, polic
     image = native[n_txt : n_txt + layout.full_tokens][layout.flat_index]
     ids = torch.cat((native[:n_txt], image, native[n_txt + layout.full_tokens :]))
     monkeypatch.setattr(env.pack.nodes.adapters.base, "make_attention_override",
-                        _dense_override_factory(env, fam, ids))
+                        _dense_override_factory(env, fam, ids, layout))
     dense = fam.foveated(canvas, layout, refs=refs)
     _close(fast, dense)
     assert fam.pack.fov_core.LatentPacking(layout, fam.patch).is_canonical(fast)
@@ -224,23 +240,24 @@ def test_bf16_invariants(env, families, key):
 
 @pytest.mark.parametrize("key", FAMILIES)
 def test_patched_model_forward_and_no_trace(env, families, key):
-    """Through the real wrapper: foveated output is a canvas; the original model and its
-    options are untouched, so native output afterwards is bit-identical."""
+    """Through the real wrappers (BaseModel.apply_model): foveated output is a canvas; the
+    original model and its options are untouched, so native output afterwards is
+    bit-identical."""
     fam = families[key]
     fc = env.pack.fov_core
     x = torch.randn(1, fam.channels, 12 * fam.patch, 12 * fam.patch)
-    before = fam.native(x)
+    before = fam.apply_model(x)
     opts_before = repr((fam.mp.model_options, fam.mp.wrappers))
     fovea = fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),), fc.LevelPolicy.quarter())
     patched = fam.patched(fovea)
     # what sampling does (sampler_helpers.prepare_model_patcher): the patcher's wrappers go
     # into transformer_options
-    out = fam.native(x, transformer_options={"wrappers": patched.wrappers})
+    out = fam.apply_model(x, transformer_options={"wrappers": patched.wrappers})
     layout = fc.TokenLayout(fc.rasterize(fovea, fc.TokenGrid(1, 12, 12)))
     assert fc.LatentPacking(layout, fam.patch).is_canonical(out)
     assert not torch.equal(out, before)
     assert repr((fam.mp.model_options, fam.mp.wrappers)) == opts_before
-    assert torch.equal(fam.native(x), before)
+    assert torch.equal(fam.apply_model(x), before)
 
 
 def test_reference_kv_cache_matches_native_low_resolution(env, families):
@@ -273,7 +290,7 @@ def test_attention_override_slices_masks_and_rejects_full_resolution_masks(env):
     fov = env.pack.nodes.foveation
     layout = fc.TokenLayout(fc.rasterize(fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),)), fc.TokenGrid(1, 8, 8)))
     state = fov.CallState(layout)
-    state.plan = fc.SequencePlan(layout, n_prefix=5)
+    state.plan = fc.SequencePlan.of(layout, n_prefix=5)
     state.rotate = lambda q, k, gi: (q, k)  # frames do not matter here
     override = fov.make_attention_override(state)
     N = state.plan.seq_len

@@ -142,7 +142,7 @@ def test_every_view_is_a_prefix_and_levels_are_few_runs(policy):
 def test_sequence_plan_groups_cover_every_query_once():
     f = Fovea((Gaze(0.4, 0.4, 0.2),), LevelPolicy.rings(2.0))
     layout = TokenLayout(rasterize(f, TokenGrid(1, 16, 16)))
-    plan = SequencePlan(layout, n_prefix=7, n_suffix=5)
+    plan = SequencePlan.of(layout, n_prefix=7, n_suffix=5)
     q = sorted(i for g in plan.groups for s, e in g.q_ranges for i in range(s, e))
     assert q == list(range(plan.seq_len))
     assert [s for s, _, _ in plan.pieces] == sorted(s for g in plan.groups for s, _ in g.q_ranges)
@@ -151,7 +151,7 @@ def test_sequence_plan_groups_cover_every_query_once():
     x = torch.arange(plan.seq_len).view(1, 1, -1, 1)
     keys = fc_group_keys(x, plan, plan.groups[-1]).flatten().tolist()
     assert keys[:7] == list(range(7)) and keys[-5:] == list(range(plan.seq_len - 5, plan.seq_len))
-    kv_cache = SequencePlan(layout, n_prefix=7, n_suffix=5, suffix_queries=False)
+    kv_cache = SequencePlan.of(layout, n_prefix=7, n_suffix=5, suffix_queries=False)
     assert kv_cache.q_len == kv_cache.image_end and kv_cache.pieces[-1][1] == kv_cache.image_end
 
 

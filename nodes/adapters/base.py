@@ -3,14 +3,20 @@
 An adapter is chosen by the diffusion model's class. It knows how the family turns a
 latent into tokens (patch size, token grid) and runs the NATIVE model on the packed
 sequence through official extension points, touching only the thin outer part:
-the packed tokens are laid out as a one-token-high latent ("strip") so the model's
+the packed tokens arrive laid out as a one-token-high latent ("strip") so the model's
 own patchify produces them in order; ids and RoPE frames are corrected through the
 family's extension points; the attention override does the phase-aligned attention.
+
+prepare(...) runs outside the diffusion model (and outside torch.compile): it builds the
+ModelCall with the device tensors the forward needs, cached on the layout. forward(...)
+runs inside it and must only read the ModelCall (see foveation.py for why).
 """
 from __future__ import annotations
 
-from ...fov_core import TokenGrid
-from ..foveation import CALL_KEY, make_attention_override
+import torch
+
+from ...fov_core import TokenGrid, TokenLayout
+from ..foveation import ModelCall, make_attention_override, mark_dynamic
 
 TOKEN_PX = 16  # image pixels per DiT token for every supported family
 
@@ -58,11 +64,22 @@ class FamilyAdapter:
             )
         return TokenGrid(1, h // p, w // p, token_px=p * self.vae_scale), p
 
-    def dims(self, args, kwargs):
+    def dims(self, context, kwargs):
+        """DiTDims of a call (context: the text conditioning, or None) for the readout."""
         return None
 
-    def forward(self, executor, args, kwargs, layout, packing):
+    def prepare(self, diffusion_model, layout: TokenLayout, x, context, transformer_options, kwargs) -> ModelCall:
         raise NotImplementedError
+
+    def forward(self, executor, args, kwargs, call: ModelCall):
+        raise NotImplementedError
+
+    @staticmethod
+    def segment_lengths(layout: TokenLayout, device):
+        """Per layout segment an empty (length, 0) tensor on `device`: lengths as tensor sizes."""
+        return layout.cached(("lengths", str(device)),
+                             lambda: tuple(mark_dynamic(torch.empty((n, 0), device=device), 0)
+                                           for n in layout.segment_lengths))
 
     @staticmethod
     def transformer_options(args, kwargs, index: int) -> dict:
@@ -70,15 +87,13 @@ class FamilyAdapter:
         return dict(args[index] if len(args) > index else kwargs.get("transformer_options", {}))
 
     @staticmethod
-    def run_on_strip(executor, args, kwargs, index: int, topts: dict, state, packing):
-        """Run the native forward on the packed strip with the phase-aligned attention
-        override installed in (a copy of) transformer_options; unpack the prediction."""
+    def run_with_override(executor, args, kwargs, index: int, topts: dict, state):
+        """Run the native forward on the strip with the phase-aligned attention override
+        installed in (a copy of) transformer_options."""
         topts["optimized_attention_override"] = make_attention_override(state, topts.get("optimized_attention_override"))
-        topts[CALL_KEY] = state
         args = list(args)
         if len(args) > index:
             args[index] = topts
         else:
             kwargs = dict(kwargs, transformer_options=topts)
-        args[0] = packing.pack_strip(args[0])
-        return packing.unpack_strip(executor(*args, **kwargs))
+        return executor(*args, **kwargs)

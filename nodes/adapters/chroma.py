@@ -14,9 +14,9 @@ import torch
 import comfy.ldm.chroma.model as chroma_model
 
 from ...fov_core import DiTDims
-from ..foveation import CallState
+from ..foveation import CallState, ModelCall, mark_dynamic
 from .base import FamilyAdapter
-from .flux import image_ids, install_plan
+from .flux import image_ids, install_plan, rope_difference_tables
 
 
 def _with_pe(pe, previous):
@@ -36,9 +36,8 @@ class ChromaAdapter(FamilyAdapter):
     def matches(cls, diffusion_model) -> bool:
         return type(diffusion_model) is chroma_model.Chroma
 
-    def dims(self, args, kwargs):
+    def dims(self, context, kwargs):
         prm = self.diffusion_model.params
-        context = args[2] if len(args) > 2 else kwargs.get("context")
         return DiTDims(
             hidden=prm.hidden_size,
             mlp_hidden=int(prm.hidden_size * prm.mlp_ratio),
@@ -46,30 +45,32 @@ class ChromaAdapter(FamilyAdapter):
             text_tokens=int(context.shape[1]) if context is not None else 0,
         )
 
-    def forward(self, executor, args, kwargs, layout, packing):
-        # Chroma.forward(x, timestep, context, guidance, control=None, transformer_options={}, **kw)
-        x, context = args[0], args[2]
-        control = args[4] if len(args) > 4 else kwargs.get("control")
-        if control is not None:
-            raise ValueError("Foveation does not support ControlNet on Chroma yet; remove the ControlNet or the foveation.")
-        topts = self.transformer_options(args, kwargs, 5)
-        dm = self.running_model(executor)
-        B, n_txt = x.shape[0], context.shape[1]
+    def prepare(self, diffusion_model, layout, x, context, transformer_options, kwargs):
+        B, n_txt, device = x.shape[0], int(context.shape[1]), x.device
         origin, scale = (0.0, 0.0), (1.0, 1.0)
+        pe_embedder = diffusion_model.pe_embedder
 
         def base_pe():
-            ids = torch.zeros((B, n_txt + layout.n_tokens, 3), device=x.device, dtype=torch.float32)
-            ids[:, n_txt:, 1:3] = image_ids(layout, origin, scale, x.device)
-            return dm.pe_embedder(ids)
+            ids = torch.zeros((B, n_txt + layout.n_tokens, 3), device=device, dtype=torch.float32)
+            ids[:, n_txt:, 1:3] = image_ids(layout, origin, scale, device)
+            return mark_dynamic(pe_embedder(ids), 2)
 
-        pe = layout.cached(("chroma_pe", n_txt, B, str(x.device), dm.pe_embedder.theta), base_pe)
-        state = CallState(layout)
-        install_plan(state, dm.pe_embedder, n_txt, 0, True, origin, scale, 3, B, x.device)
+        pe = layout.cached(("chroma_pe", n_txt, B, str(device), pe_embedder.theta), base_pe)
+        tables = rope_difference_tables(layout, pe_embedder, n_txt, 0, scale, 3, B, device)
+        return ModelCall(self, layout.segments, self.segment_lengths(layout, device), 0,
+                         tensors={"pe": pe, "rope_delta": tables})
 
+    def forward(self, executor, args, kwargs, call):
+        # Chroma.forward(x, timestep, context, guidance, control=None, transformer_options={}, **kw)
+        topts = self.transformer_options(args, kwargs, 5)
+        dm = self.running_model(executor)
+        state = CallState()
+        install_plan(state, call, args[2].shape[1], True)
+        pe = call.tensors["pe"]
         replace = {k: dict(v) if isinstance(v, dict) else v for k, v in topts.get("patches_replace", {}).items()}
         dit = replace.setdefault("dit", {})
         for name, count in (("double_block", len(dm.double_blocks)), ("single_block", len(dm.single_blocks))):
             for i in range(count):
                 dit[(name, i)] = _with_pe(pe, dit.get((name, i)))
         topts["patches_replace"] = replace
-        return self.run_on_strip(executor, args, kwargs, 5, topts, state, packing)
+        return self.run_with_override(executor, args, kwargs, 5, topts, state)
