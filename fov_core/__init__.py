@@ -6,7 +6,7 @@ phase-aligned attention -> unpacked prediction -> canvas -> split decode and ble
 Spectral Progressive Diffusion (resolution over denoising time): spectral.py, schedule.py.
 """
 from .attention import AttentionGroup, SequencePlan, group_keys, phase_aligned_attention
-from .canvas import LatentPacking, level_view, merge_levels
+from .canvas import LatentPacking, level_view, merge_levels, pack_strip, unpack_strip
 from .decode import DecodePart, SplitDecoder
 from .flops import DiTDims, format_readout, readout, step_flops
 from .fovea import AcuityGaze, Box, Fovea, Gaze, LevelPolicy, MaskRegion
@@ -29,7 +29,7 @@ __all__ = [
     "GazePath", "LatentPacking", "LayoutCache", "LevelPolicy", "MaskRegion", "SequencePlan",
     "SplitDecoder", "TokenGrid", "TokenLayout", "assign_levels", "check_block_consistent",
     "desired_levels", "group_keys", "format_readout", "gaze_from_saliency",
-    "level_view", "merge_levels", "phase_aligned_attention", "rasterize", "readout",
+    "level_view", "merge_levels", "pack_strip", "unpack_strip", "phase_aligned_attention", "rasterize", "readout",
     "spectral_residual_saliency", "step_flops",
     # Spectral Progressive Diffusion
     "SPECTRUM_PRESETS", "Switch", "SwitchPlan", "activation_time", "compatible_expansion_noise", "compatible_seed",

@@ -49,9 +49,13 @@ class SequencePlan:
     shapes), so one compiled graph serves every fovea with the same set of levels.
     suffix_queries=False: the suffix is only present as keys (a reference KV cache feeds
     cached reference keys/values while the queries stop at the image tokens).
+    image_rows: the image part's length when it is padded past the packed tokens (fixed
+    sizes for torch.compile): padding rows are queries of the base group whose outputs
+    nobody reads, and keys of nobody.
     """
 
-    def __init__(self, segments, lengths, n_prefix: int = 0, n_suffix: int = 0, suffix_queries: bool = True):
+    def __init__(self, segments, lengths, n_prefix: int = 0, n_suffix: int = 0, suffix_queries: bool = True,
+                 image_rows: Optional[int] = None):
         levels = sorted({lv for _, lv in segments})
         self.base_level = levels[0]
         self.n_prefix, self.n_suffix = n_prefix, n_suffix
@@ -66,26 +70,32 @@ class SequencePlan:
                 runs.append([lv, pos, pos + n])
             pos = pos + n
         self.image_start, self.image_end = n_prefix, pos
-        self.seq_len = pos + n_suffix  # keys
-        self.q_len = self.seq_len if suffix_queries else pos  # queries
+        self.suffix_start = pos if image_rows is None else n_prefix + image_rows
+        self.seq_len = self.suffix_start + n_suffix  # keys
+        self.q_len = self.seq_len if suffix_queries else self.suffix_start  # queries
         base = self.base_level
         if n_prefix:  # text queries belong to the base group
             runs = ([[base, 0, runs[0][2]]] + runs[1:]) if runs[0][0] == base else [[base, 0, n_prefix]] + runs
-        if n_suffix and suffix_queries:
-            runs = (runs[:-1] + [[base, runs[-1][1], self.seq_len]]) if runs[-1][0] == base \
-                else runs + [[base, pos, self.seq_len]]
+        if image_rows is not None or (n_suffix and suffix_queries):  # padding, suffix: base queries
+            runs = (runs[:-1] + [[base, runs[-1][1], self.q_len]]) if runs[-1][0] == base \
+                else runs + [[base, pos, self.q_len]]
         groups = []
         for k in levels:
-            # image keys of a coarser view: the segments of lattice class >= k, a prefix
-            k_end = None if k == base else n_prefix + sum(n for (c, _), n in zip(segments, lengths) if c >= k)
+            # image keys of a coarser view: the segments of lattice class >= k, a prefix; the base
+            # view sees every image token (not the padding)
+            if k == base:
+                k_end = None if image_rows is None else pos
+            else:
+                k_end = n_prefix + sum(n for (c, _), n in zip(segments, lengths) if c >= k)
             groups.append(AttentionGroup(k, tuple((s, e) for lv, s, e in runs if lv == k), k_end))
         self.groups = groups
         # output pieces in sequence order: (start, end, group index)
         self.pieces = tuple((s, e, levels.index(lv)) for lv, s, e in runs)
 
     @classmethod
-    def of(cls, layout: TokenLayout, n_prefix: int = 0, n_suffix: int = 0, suffix_queries: bool = True):
-        return cls(layout.segments, layout.segment_lengths, n_prefix, n_suffix, suffix_queries)
+    def of(cls, layout: TokenLayout, n_prefix: int = 0, n_suffix: int = 0, suffix_queries: bool = True,
+           image_rows: Optional[int] = None):
+        return cls(layout.segments, layout.segment_lengths, n_prefix, n_suffix, suffix_queries, image_rows)
 
     def n_keys(self, group: AttentionGroup) -> int:
         return self.seq_len if group.k_end is None else group.k_end + self.n_suffix
@@ -143,7 +153,7 @@ def group_keys(x: torch.Tensor, plan: SequencePlan, group: AttentionGroup, dim: 
     head = x.narrow(dim, 0, group.k_end)
     if not plan.n_suffix:
         return head
-    return torch.cat((head, x.narrow(dim, plan.image_end, plan.n_suffix)), dim=dim)
+    return torch.cat((head, x.narrow(dim, plan.suffix_start, plan.n_suffix)), dim=dim)
 
 
 def phase_aligned_attention(

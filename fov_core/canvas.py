@@ -71,7 +71,8 @@ class LatentPacking:
     def n_tokens(self) -> int:
         return self.layout.n_tokens
 
-    def _idx(self, name: str, device) -> torch.Tensor:
+    def index(self, name: str, device) -> torch.Tensor:
+        """An index tensor ("element_index", "source_index", "canonical_index") on `device`, cached."""
         key = (name, torch.device(device))
         if key not in self._dev:
             self._dev[key] = getattr(self, name).to(device)
@@ -96,7 +97,7 @@ class LatentPacking:
     def pack_elements(self, canvas: torch.Tensor) -> torch.Tensor:
         """(B, C, L, p, p) representatives."""
         flat = self._flat(canvas)
-        g = flat.index_select(2, self._idx("element_index", canvas.device))
+        g = flat.index_select(2, self.index("element_index", canvas.device))
         p = self.patch
         return g.view(g.shape[0], g.shape[1], self.n_tokens, p, p)
 
@@ -106,15 +107,13 @@ class LatentPacking:
         return e.permute(0, 2, 1, 3, 4).reshape(B, self.n_tokens, C * self.patch**2)
 
     def pack_strip(self, canvas: torch.Tensor) -> torch.Tensor:
-        e = self.pack_elements(canvas)
-        B, C, L, p, _ = e.shape
-        strip = e.permute(0, 1, 3, 2, 4).reshape(B, C, p, L * p)
-        return strip.unsqueeze(2) if canvas.ndim == 5 else strip
+        self._flat(canvas)  # checks the shape
+        return pack_strip(canvas, self.index("element_index", canvas.device), self.patch)
 
     # ------------------------------------------------------------------ write
     def unpack_elements(self, elements: torch.Tensor, video: bool) -> torch.Tensor:
         B, C = elements.shape[:2]
-        flat = elements.reshape(B, C, -1).index_select(2, self._idx("source_index", elements.device))
+        flat = elements.reshape(B, C, -1).index_select(2, self.index("source_index", elements.device))
         return flat.view(self._canvas_shape(B, C, video))
 
     def unpack(self, tokens: torch.Tensor, video: bool = False) -> torch.Tensor:
@@ -126,17 +125,14 @@ class LatentPacking:
         return self.unpack_elements(e, video)
 
     def unpack_strip(self, strip: torch.Tensor) -> torch.Tensor:
-        video = strip.ndim == 5
-        s = strip.squeeze(2) if video else strip
-        B, C, p, Lp = s.shape
-        e = s.view(B, C, p, self.n_tokens, p).permute(0, 1, 3, 2, 4)
-        return self.unpack_elements(e, video)
+        B, C = strip.shape[:2]
+        return unpack_strip(strip, self.index("source_index", strip.device), self._canvas_shape(B, C, strip.ndim == 5))
 
     # ------------------------------------------------------------------ canvas ops
     def canonicalize(self, canvas: torch.Tensor) -> torch.Tensor:
         """Replicate every representative over its group (idempotent)."""
         flat = self._flat(canvas)
-        out = flat.index_select(2, self._idx("canonical_index", canvas.device))
+        out = flat.index_select(2, self.index("canonical_index", canvas.device))
         return out.view(canvas.shape)
 
     def group_means(self, image: torch.Tensor) -> torch.Tensor:
@@ -170,6 +166,26 @@ class LatentPacking:
         p = self.patch
         lm = self.layout.level_map
         return lm.repeat_interleave(p, 1).repeat_interleave(p, 2).to(device)
+
+
+def pack_strip(canvas: torch.Tensor, element_index: torch.Tensor, patch: int) -> torch.Tensor:
+    """The packed tokens of a canvas laid out as a one-token-high latent: (B, C, p, L*p), or
+    (B, C, 1, p, L*p) for video, so a model's own patchify yields them in packed order.
+    element_index: the canvas pixel each element reads (LatentPacking.element_index)."""
+    B, C = canvas.shape[:2]
+    p = patch
+    e = canvas.reshape(B, C, -1).index_select(2, element_index)
+    strip = e.view(B, C, -1, p, p).permute(0, 1, 3, 2, 4).reshape(B, C, p, -1)
+    return strip.unsqueeze(2) if canvas.ndim == 5 else strip
+
+
+def unpack_strip(strip: torch.Tensor, source_index: torch.Tensor, canvas_shape) -> torch.Tensor:
+    """A prediction on the strip written back onto the canvas, each value replicated over its
+    group. source_index: the element every canvas pixel copies (LatentPacking.source_index)."""
+    s = strip.squeeze(2) if strip.ndim == 5 else strip
+    B, C, p, _ = s.shape
+    e = s.reshape(B, C, p, -1, p).permute(0, 1, 3, 2, 4)
+    return e.reshape(B, C, -1).index_select(2, source_index).view(canvas_shape)
 
 
 def level_view(canvas: torch.Tensor, level: int) -> torch.Tensor:

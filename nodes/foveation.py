@@ -5,18 +5,22 @@ OUTER_SAMPLE     once per sampling run: initial noise follows the canvas rule (i
                  canonicalized.
 PREPARE_SAMPLING the memory estimate ComfyUI loads the model by counts the packed
                  tokens, not the full grid, so low-VRAM machines do not offload needlessly.
-APPLY_MODEL      every model call, outside the diffusion model: packs the canvas into the
-                 strip of tokens the model reads, prepares the call (`ModelCall`, cached per
-                 layout and sequence shape), hands it to the diffusion model as the keyword
-                 argument `foveation`, and unpacks the prediction; one log line per run.
-DIFFUSION_MODEL  inside the diffusion model: with a `foveation` argument the family
-                 adapter runs the native model on the strip (see adapters/); without one
+APPLY_MODEL      every model call, outside the diffusion model: prepares the call
+                 (`ModelCall`: device tensors cached per layout and sequence shape) and hands
+                 it to the diffusion model as the keyword argument `foveation`; one log line
+                 per run.
+DIFFUSION_MODEL  inside the diffusion model: with a `foveation` argument, packs the canvas
+                 into the strip of tokens, lets the family adapter run the native model on it
+                 (see adapters/) and writes the prediction back onto the canvas; without one
                  it does nothing.
 Why a keyword argument: TorchCompileModel compiles the diffusion model with guards on
 everything but transformer_options, so what the compiled code depends on must arrive as
 an argument. A native and a foveated call then never share a compiled graph, and every
-length of the layout is the size of a tensor the compiled graph takes as dynamic, so
-moving the gaze does not recompile.
+length of the layout is the size of a tensor the compiled graph takes as dynamic. Only
+the strip's length cannot be dynamic (Flux.process_img builds ids with torch.linspace,
+which torch.compile specializes to every length), so under torch.compile the strip is
+padded to the next of COMPILE_BUCKETS fixed lengths: moving the gaze reuses the graph of
+its bucket (padding rows are computed and dropped; on average 1/64 of the full tokens).
 All per-run state lives in transformer_options copies; the model object itself is never
 touched, so an interrupted or failed run leaves nothing behind.
 """
@@ -32,11 +36,12 @@ import torch
 import comfy.patcher_extension as pe
 
 from ..fov_core import Fovea, LatentPacking, LayoutCache, SequencePlan, TokenGrid, TokenLayout, format_readout
-from ..fov_core import group_keys, phase_aligned_attention, readout
+from ..fov_core import group_keys, pack_strip, phase_aligned_attention, readout, unpack_strip
 
 WRAPPER_KEY = "foveated_diffusion"
 RUN_KEY = "foveated_run"
 FOVEATION_KWARG = "foveation"
+COMPILE_BUCKETS = 32  # under torch.compile, packed lengths are padded to multiples of full / 32 (>= 64)
 log = logging.getLogger("foveated")
 
 
@@ -51,18 +56,38 @@ class RunState:
 class ModelCall:
     """What a foveated forward needs, built outside the diffusion model from the layout and
     the sequence shape. Lengths are tensor sizes (`lengths[i]` is an empty (n_i, 0) tensor
-    for layout segment i), so under torch.compile they are symbolic."""
+    for layout segment i; the strip's length is the size of `element_index`), so under
+    torch.compile they are symbolic."""
 
     adapter: object
+    patch: int  # latent pixels per token edge
+    element_index: torch.Tensor  # canvas pixel read by each strip element (LatentPacking)
+    source_index: torch.Tensor  # strip element each canvas pixel copies
     segments: tuple  # ((lattice class, level), ...) of the packed order
     lengths: tuple  # per segment, a (length, 0) tensor
     n_suffix: int  # never-foveated tokens after the image (reference latents)
+    image_rows: Optional[int]  # the strip's length when padded (torch.compile), else None
     tensors: dict = field(default_factory=dict)  # the family's device tensors (ids, RoPE tables)
     values: dict = field(default_factory=dict)  # the family's plain settings
 
     def plan(self, n_prefix: int, suffix_queries: bool = True) -> SequencePlan:
         return SequencePlan(self.segments, [t.shape[0] for t in self.lengths], n_prefix, self.n_suffix,
-                            suffix_queries)
+                            suffix_queries, self.image_rows)
+
+
+def compiled(transformer_options) -> bool:
+    """Whether the diffusion model runs under core's torch.compile wrapper (TorchCompileModel)."""
+    from comfy_api.torch_helpers.torch_compile import COMPILE_KEY
+
+    return COMPILE_KEY in transformer_options.get("wrappers", {}).get(pe.WrappersMP.APPLY_MODEL, {})
+
+
+def strip_rows(layout: TokenLayout, padded: bool) -> Optional[int]:
+    """The strip's length under torch.compile: the packed length padded to its bucket."""
+    if not padded:
+        return None
+    bucket = max(64, -(-layout.full_tokens // COMPILE_BUCKETS))
+    return -(-layout.n_tokens // bucket) * bucket
 
 
 @dataclass
@@ -161,22 +186,23 @@ class _ApplyModel:
             raise ValueError(f"Foveation does not support ControlNet on {self.adapter.name} yet; remove the "
                              f"ControlNet or the foveation.")
         packing = self.patch.packing_for(layout, patch_size)
-        call = self.adapter.prepare(executor.class_obj.diffusion_model, layout, x, c_crossattn, transformer_options,
-                                    kwargs)
-        strip = mark_dynamic(packing.pack_strip(x), x.ndim - 1)
+        call = self.adapter.prepare(executor.class_obj.diffusion_model, layout, packing, x, c_crossattn,
+                                    transformer_options, kwargs, strip_rows(layout, compiled(transformer_options)))
         if c_concat is not None:  # e.g. FLUX.1 Fill's mask and image channels: their low-resolution values
-            c_concat = packing.pack_strip(packing.group_means(c_concat.to(x.device)))
-        out = executor(strip, t, c_concat, c_crossattn, control, transformer_options,
-                       **{**kwargs, FOVEATION_KWARG: call})
-        return packing.unpack_strip(out)
+            c_concat = packing.group_means(c_concat.to(x.device))
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **{**kwargs, FOVEATION_KWARG: call})
 
 
 def diffusion_model_wrapper(executor, *args, **kwargs):
-    """DIFFUSION_MODEL wrapper: runs the family adapter when the call carries a ModelCall."""
+    """DIFFUSION_MODEL wrapper: with a ModelCall, the family adapter runs the model on the
+    packed strip; the prediction is written back onto the canvas."""
     call = kwargs.pop(FOVEATION_KWARG, None)
     if call is None:
         return executor(*args, **kwargs)
-    return call.adapter.forward(executor, args, kwargs, call)
+    x = args[0]
+    strip = pack_strip(x, call.element_index, call.patch)
+    out = call.adapter.forward(executor, (strip,) + tuple(args[1:]), kwargs, call)
+    return unpack_strip(out, call.source_index, (x.shape[0], out.shape[1]) + tuple(x.shape[2:]))
 
 
 def make_attention_override(state: CallState, previous=None):

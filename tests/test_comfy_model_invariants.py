@@ -61,9 +61,10 @@ class Family:
         with torch.no_grad():
             return self.dm(*args, **kwargs)
 
-    def foveated(self, x, layout, **kw):
-        """What the patch does around the adapter (pack, prepare, run, unpack), on an explicit
-        layout (also for all-level-0 / all-level-k maps)."""
+    def foveated(self, x, layout, image_rows=None, **kw):
+        """What the patch does around the adapter (prepare, pack, run, unpack), on an explicit
+        layout (also for all-level-0 / all-level-k maps); image_rows pads the strip as under
+        torch.compile."""
         fc = self.pack.fov_core
         adapter = self.adapter_cls(self.mp)
         packing = fc.LatentPacking(layout, self.patch)
@@ -71,10 +72,10 @@ class Family:
         topts = args[-1]
         refs = {"ref_latents": args[5]} if self.key != "chroma" else {}
         with torch.no_grad():
-            call = adapter.prepare(self.dm, layout, args[0], args[2], topts, refs)
-            strip = packing.pack_strip(args[0])
-            out = adapter.forward(lambda *a, **k: self.dm._forward(*a, **k), (strip,) + args[1:], kwargs, call)
-            return packing.unpack_strip(out)
+            call = adapter.prepare(self.dm, layout, packing, args[0], args[2], topts, refs, image_rows)
+            kwargs = dict(kwargs, foveation=call)
+            return self.pack.nodes.foveation.diffusion_model_wrapper(lambda *a, **k: self.dm._forward(*a, **k),
+                                                                     *args, **kwargs)
 
     def apply_model(self, x, transformer_options=None):
         """The denoised prediction through BaseModel.apply_model (and its wrappers), sigma 0.7;
@@ -245,15 +246,15 @@ def test_patched_model_forward_and_no_trace(env, families, key):
     bit-identical."""
     fam = families[key]
     fc = env.pack.fov_core
-    x = torch.randn(1, fam.channels, 12 * fam.patch, 12 * fam.patch)
+    fovea = fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),), fc.LevelPolicy.quarter())
+    layout = fc.TokenLayout(fc.rasterize(fovea, fc.TokenGrid(1, 12, 12)))
+    x = _canvas(env, fam, layout)  # the sampler's state is a canvas
     before = fam.apply_model(x)
     opts_before = repr((fam.mp.model_options, fam.mp.wrappers))
-    fovea = fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),), fc.LevelPolicy.quarter())
     patched = fam.patched(fovea)
     # what sampling does (sampler_helpers.prepare_model_patcher): the patcher's wrappers go
     # into transformer_options
     out = fam.apply_model(x, transformer_options={"wrappers": patched.wrappers})
-    layout = fc.TokenLayout(fc.rasterize(fovea, fc.TokenGrid(1, 12, 12)))
     assert fc.LatentPacking(layout, fam.patch).is_canonical(out)
     assert not torch.equal(out, before)
     assert repr((fam.mp.model_options, fam.mp.wrappers)) == opts_before

@@ -13,9 +13,11 @@ runs inside it and must only read the ModelCall (see foveation.py for why).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
-from ...fov_core import TokenGrid, TokenLayout
+from ...fov_core import LatentPacking, TokenGrid, TokenLayout
 from ..foveation import ModelCall, make_attention_override, mark_dynamic
 
 TOKEN_PX = 16  # image pixels per DiT token for every supported family
@@ -68,8 +70,20 @@ class FamilyAdapter:
         """DiTDims of a call (context: the text conditioning, or None) for the readout."""
         return None
 
-    def prepare(self, diffusion_model, layout: TokenLayout, x, context, transformer_options, kwargs) -> ModelCall:
+    def prepare(self, diffusion_model, layout: TokenLayout, packing: LatentPacking, x, context, transformer_options,
+                kwargs, image_rows: Optional[int]) -> ModelCall:
+        """image_rows: pad the strip to this many tokens (torch.compile), or None."""
         raise NotImplementedError
+
+    def model_call(self, layout: TokenLayout, packing: LatentPacking, device, image_rows: Optional[int],
+                   n_suffix: int = 0, **extra) -> ModelCall:
+        """The parts of a ModelCall every family has: packing indices and segment lengths."""
+        index = packing.index("element_index", device)
+        if image_rows is not None:  # padding elements read pixel 0; their outputs are dropped
+            index = layout.cached(("padded_index", image_rows, str(device)), lambda: torch.cat(
+                (index, index.new_zeros((image_rows - layout.n_tokens) * packing.patch**2))))
+        return ModelCall(self, packing.patch, index, packing.index("source_index", device), layout.segments,
+                         self.segment_lengths(layout, device), n_suffix, image_rows, **extra)
 
     def forward(self, executor, args, kwargs, call: ModelCall):
         raise NotImplementedError

@@ -14,7 +14,7 @@ import torch
 import comfy.ldm.chroma.model as chroma_model
 
 from ...fov_core import DiTDims
-from ..foveation import CallState, ModelCall, mark_dynamic
+from ..foveation import CallState, mark_dynamic
 from .base import FamilyAdapter
 from .flux import image_ids, install_plan, rope_difference_tables
 
@@ -45,20 +45,20 @@ class ChromaAdapter(FamilyAdapter):
             text_tokens=int(context.shape[1]) if context is not None else 0,
         )
 
-    def prepare(self, diffusion_model, layout, x, context, transformer_options, kwargs):
+    def prepare(self, diffusion_model, layout, packing, x, context, transformer_options, kwargs, image_rows):
         B, n_txt, device = x.shape[0], int(context.shape[1]), x.device
+        rows = layout.n_tokens if image_rows is None else image_rows
         origin, scale = (0.0, 0.0), (1.0, 1.0)
         pe_embedder = diffusion_model.pe_embedder
 
         def base_pe():
-            ids = torch.zeros((B, n_txt + layout.n_tokens, 3), device=device, dtype=torch.float32)
-            ids[:, n_txt:, 1:3] = image_ids(layout, origin, scale, device)
+            ids = torch.zeros((B, n_txt + rows, 3), device=device, dtype=torch.float32)
+            ids[:, n_txt : n_txt + layout.n_tokens, 1:3] = image_ids(layout, origin, scale, device)
             return mark_dynamic(pe_embedder(ids), 2)
 
-        pe = layout.cached(("chroma_pe", n_txt, B, str(device), pe_embedder.theta), base_pe)
-        tables = rope_difference_tables(layout, pe_embedder, n_txt, 0, scale, 3, B, device)
-        return ModelCall(self, layout.segments, self.segment_lengths(layout, device), 0,
-                         tensors={"pe": pe, "rope_delta": tables})
+        pe = layout.cached(("chroma_pe", n_txt, rows, B, str(device), pe_embedder.theta), base_pe)
+        tables = rope_difference_tables(layout, pe_embedder, n_txt, 0, image_rows, scale, 3, B, device)
+        return self.model_call(layout, packing, device, image_rows, tensors={"pe": pe, "rope_delta": tables})
 
     def forward(self, executor, args, kwargs, call):
         # Chroma.forward(x, timestep, context, guidance, control=None, transformer_options={}, **kw)

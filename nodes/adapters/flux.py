@@ -43,12 +43,12 @@ def image_ids(layout, origin, scale, device):
     return layout.cached(("image_ids", origin, scale, str(device)), build)
 
 
-def rope_difference_tables(layout, pe_embedder, n_prefix: int, n_suffix: int, scale, n_axes: int, batch: int,
-                           device):
+def rope_difference_tables(layout, pe_embedder, n_prefix: int, n_suffix: int, image_rows, scale, n_axes: int,
+                           batch: int, device):
     """Per attention group, the RoPE table (the model's own pe layout) that turns the base
     frame into the group's frame; None for the base group. Cached on the layout."""
     def build():
-        plan = SequencePlan.of(layout, n_prefix, n_suffix)
+        plan = SequencePlan.of(layout, n_prefix, n_suffix, image_rows=image_rows)
         full = torch.zeros((batch, plan.seq_len, n_axes), dtype=torch.float32, device=device)
         pos = torch.stack((layout.y, layout.x), dim=1).to(device, torch.float32)
         full[:, plan.image_start : plan.image_end, list(SPATIAL_AXES)] = pos * torch.tensor(scale, device=device)
@@ -57,7 +57,7 @@ def rope_difference_tables(layout, pe_embedder, n_prefix: int, n_suffix: int, sc
                      else mark_dynamic(pe_embedder(plan.frame_delta_ids(full, g, SPATIAL_AXES)), 2)
                      for g in plan.groups)
 
-    key = ("rope_delta", n_prefix, n_suffix, scale, n_axes, batch, str(device), pe_embedder.theta,
+    key = ("rope_delta", n_prefix, n_suffix, image_rows, scale, n_axes, batch, str(device), pe_embedder.theta,
            tuple(pe_embedder.axes_dim))
     return layout.cached(key, build)
 
@@ -95,14 +95,14 @@ class FluxAdapter(FamilyAdapter):
             extra_tokens=self.n_reference_tokens(kwargs),
         )
 
-    def prepare(self, diffusion_model, layout, x, context, transformer_options, kwargs):
+    def prepare(self, diffusion_model, layout, packing, x, context, transformer_options, kwargs, image_rows):
         origin, scale = rope_options_affine(transformer_options)
         n_txt, n_ref = int(context.shape[1]), self.n_reference_tokens(kwargs)
         pe = diffusion_model.pe_embedder
-        tables = rope_difference_tables(layout, pe, n_txt, n_ref, scale, len(pe.axes_dim), x.shape[0], x.device)
-        return ModelCall(self, layout.segments, self.segment_lengths(layout, x.device), n_ref,
-                         tensors={"image_ids": image_ids(layout, origin, scale, x.device), "rope_delta": tables},
-                         values={"grid": layout.shape[1:]})
+        tables = rope_difference_tables(layout, pe, n_txt, n_ref, image_rows, scale, len(pe.axes_dim), x.shape[0],
+                                        x.device)
+        return self.model_call(layout, packing, x.device, image_rows, n_ref, values={"grid": layout.shape[1:]},
+                               tensors={"image_ids": image_ids(layout, origin, scale, x.device), "rope_delta": tables})
 
     def forward(self, executor, args, kwargs, call):
         # Flux.forward(x, timestep, context, y, guidance, ref_latents, control, transformer_options, **kw)
@@ -118,17 +118,18 @@ class FluxAdapter(FamilyAdapter):
             img_ids, txt_ids = pa["img_ids"], pa["txt_ids"]
             if img_ids is None:
                 return pa
-            L = yx.shape[0]
+            L = yx.shape[0]  # packed tokens; the strip may be padded past them (torch.compile)
+            S = img_ids.shape[1] - call.n_suffix  # strip tokens
             img_ids = img_ids.clone()
             img_ids[:, :L, 1:3] = yx
-            if refs and ref_method == "uxo":  # offsets derived from the strip's 1 x L grid
-                img_ids[:, L:, 1] += H - 1
-                img_ids[:, L:, 2] += W - L
+            if refs and ref_method == "uxo":  # offsets derived from the strip's 1 x S grid
+                img_ids[:, S:, 1] += H - 1
+                img_ids[:, S:, 2] += W - S
             # a reference KV cache (core FluxKVCache) drops the reference tokens from img after
             # its first step and appends their cached keys/values inside attention
-            suffix_q = pa["img"].shape[1] - L
+            suffix_q = pa["img"].shape[1] - S
             if suffix_q != 0 and suffix_q != call.n_suffix:
-                raise ValueError(f"unexpected image sequence of {pa['img'].shape[1]} tokens for {L} packed "
+                raise ValueError(f"unexpected image sequence of {pa['img'].shape[1]} tokens for {S} strip "
                                  f"tokens and {call.n_suffix} reference tokens")
             install_plan(state, call, txt_ids.shape[1], suffix_q == call.n_suffix)
             return dict(pa, img_ids=img_ids)
