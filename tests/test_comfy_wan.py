@@ -122,6 +122,27 @@ def test_per_frame_timesteps_reach_every_token_of_their_frame(env, wans):
     assert not torch.allclose(w.native(x, timestep=t), w.native(x))
 
 
+def test_a_frame_timestep_reaches_exactly_the_tokens_of_its_frame(env, wans):
+    """With a moving fovea the packed order is not frame-major: token i must get the
+    timestep of its own latent frame layout.t[i]."""
+    w = _wan(env, wans, "wan22_ti2v_5b")
+    fc = env.pack.fov_core
+    layout = fc.TokenLayout(fc.rasterize(_moving_fovea(env, 9), fc.TokenGrid(3, 8, 8, frame_stride=4)))
+    assert not torch.equal(layout.t, layout.t.sort().values)
+    adapter = w.adapter_cls(w.mp)
+    x = torch.randn(1, w.channels, 3, 16, 16)
+    args, _ = w.call_args(x, timestep=torch.tensor([[0.0, 300.0, 700.0]]))
+    call = adapter.prepare(w.dm, layout, fc.LatentPacking(layout, 2), x, args[2], {}, {}, None)
+    seen = []
+
+    def executor(strip, t, *rest, **kw):
+        seen.append(t)
+        return torch.zeros(strip.shape[0], w.channels, *strip.shape[2:])
+
+    env.pack.nodes.foveation.diffusion_model_wrapper(executor, *args, foveation=call)
+    assert torch.equal(seen[0][0], torch.tensor([0.0, 300.0, 700.0])[layout.t])
+
+
 def test_image_conditioning_tokens_are_never_foveated(env, wans):
     """I2V with CLIP-vision tokens: all full == native, all 1/2 == native at 1/2."""
     w = _wan(env, wans, "wan21_i2v")
