@@ -9,11 +9,13 @@ from .attention import AttentionGroup, SequencePlan, group_keys, phase_aligned_a
 from .canvas import LatentPacking, level_view, merge_levels, pack_strip, unpack_strip
 from .decode import DecodePart, SplitDecoder
 from .flops import DiTDims, format_readout, readout, step_flops
-from .fovea import AcuityGaze, Box, Fovea, Gaze, LevelPolicy, MaskRegion
+from .fovea import Fovea
 from .gaze_path import GazeKeyframe, GazePath
 from .grid import TokenGrid
 from .layout import LayoutCache, TokenLayout
-from .rasterize import assign_levels, check_block_consistent, desired_levels, rasterize
+from .policy import LevelPolicy
+from .rasterize import assign_levels, check_block_consistent, desired_levels, rasterize, resolution_preview
+from .regions import AcuityGaze, Box, Gaze, MaskRegion
 from .saliency import gaze_from_saliency, spectral_residual_saliency
 from .schedule import (
     SPECTRUM_PRESETS, Switch, SwitchPlan, activation_time, fit_power_law, plan_switches, power_spectrum,
@@ -29,7 +31,7 @@ __all__ = [
     "GazePath", "LatentPacking", "LayoutCache", "LevelPolicy", "MaskRegion", "SequencePlan",
     "SplitDecoder", "TokenGrid", "TokenLayout", "assign_levels", "check_block_consistent",
     "desired_levels", "group_keys", "format_readout", "gaze_from_saliency",
-    "level_view", "merge_levels", "pack_strip", "unpack_strip", "phase_aligned_attention", "rasterize", "readout",
+    "level_view", "merge_levels", "pack_strip", "unpack_strip", "phase_aligned_attention", "rasterize", "readout", "resolution_preview",
     "spectral_residual_saliency", "step_flops",
     # Spectral Progressive Diffusion
     "SPECTRUM_PRESETS", "Switch", "SwitchPlan", "activation_time", "compatible_expansion_noise", "compatible_seed",
