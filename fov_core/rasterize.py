@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .fovea import Fovea
-from .grid import TokenGrid, check_grid_fits
+from .grid import DEFAULT_TOKEN_PX, TokenGrid, check_grid_fits
 from .regions import FrameCoords
 
 
@@ -77,7 +77,8 @@ def rasterize(fovea: Fovea, grid: TokenGrid) -> torch.Tensor:
     return level_map
 
 
-def resolution_preview(fovea: Fovea, width: int, height: int, frames: int, token_px: int) -> torch.Tensor:
+def resolution_preview(fovea: Fovea, width: int, height: int, frames: int,
+                       token_px: int = DEFAULT_TOKEN_PX) -> torch.Tensor:
     """(frames, height, width) float map of an image of that size: 1 / 2^level of the token
     each pixel falls in (1.0 full, 0.5 half, 0.25 quarter resolution), on the token grid
     nearest to that size."""

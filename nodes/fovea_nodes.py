@@ -19,7 +19,6 @@ from ..fov_core import gaze_from_saliency, resolution_preview
 from ..fov_core import spectral_residual_saliency
 from .types import FOVEA
 
-TOKEN_PX = 16
 GAZE_FIELDS = tuple(f.name for f in dataclasses.fields(Gaze))  # x, y, radius, aspect, rotation
 PERIPHERY = {
     "1/2 resolution": lambda s: LevelPolicy.half(),
@@ -62,7 +61,7 @@ def make_fovea(regions, periphery: str, ring_scale: float, feather: float, merge
 
 def preview_mask(fovea: Fovea, width: int, height: int, frames: int = 1) -> torch.Tensor:
     """(frames, H, W) MASK: 1 / 2^level of the token each pixel falls in (one per frame)."""
-    return resolution_preview(fovea, width, height, frames, TOKEN_PX)
+    return resolution_preview(fovea, width, height, frames)
 
 
 def canvas_image(image, cls):
