@@ -1,8 +1,9 @@
 """The MODEL patch: keyed wrappers on a clone of the ModelPatcher.
 
-OUTER_SAMPLE     once per sampling run: initial noise follows the canvas rule (i.i.d.
-                 representatives, replicated groups), whoever drew it; the result is
-                 canonicalized.
+OUTER_SAMPLE     once per sampling run, before any step: refuses ControlNets; initial
+                 noise follows the canvas rule (i.i.d. representatives, replicated
+                 groups), whoever drew it; the result is canonicalized, and what an
+                 inpainting mask keeps comes back from the input latent bit for bit.
 PREPARE_SAMPLING the memory estimate ComfyUI loads the model by counts the packed
                  tokens, not the full grid, so low-VRAM machines do not offload needlessly.
 APPLY_MODEL      every model call, outside the diffusion model: prepares the call
@@ -75,6 +76,11 @@ class ModelCall:
                             suffix_queries, self.image_rows)
 
 
+def control_error(family: str) -> str:
+    return (f"Foveation does not support ControlNet on {family} yet: its residuals are made for the full-resolution "
+            f"tokens. Remove the ControlNet (Apply ControlNet) or the foveation (Apply Foveation).")
+
+
 def compiled(transformer_options) -> bool:
     """Whether the diffusion model runs under core's torch.compile wrapper (TorchCompileModel)."""
     from comfy_api.torch_helpers.torch_compile import COMPILE_KEY
@@ -138,16 +144,23 @@ class _OuterSample:
         self.patch, self.adapter = patch, adapter
 
     def __call__(self, executor, noise, latent_image, *args, **kwargs):
+        # CFGGuider.outer_sample(noise, latent_image, sampler, sigmas, denoise_mask=None, ...)
         if getattr(noise, "is_nested", False) or getattr(latent_image, "is_nested", False):
             raise ValueError("Foveation does not support multi-latent (nested) sampling such as audio+video models.")
+        guider = executor.class_obj
+        if any(c.get("control") is not None for conds in guider.conds.values() for c in conds):
+            raise ValueError(control_error(self.adapter.name))
         grid, patch_size = self.adapter.token_grid(tuple(noise.shape))
         layout = self.patch.layout_for(grid)
         packing = self.patch.packing_for(layout, patch_size)
         noise = packing.canonicalize(noise)
-        guider = executor.class_obj
         guider.model_options.setdefault("transformer_options", {})[RUN_KEY] = RunState()
-        out = executor(noise, latent_image, *args, **kwargs)
-        return packing.canonicalize(out)
+        out = packing.canonicalize(executor(noise, latent_image, *args, **kwargs))
+        mask = args[2] if len(args) > 2 else kwargs.get("denoise_mask")
+        if mask is not None:  # ComfyUI's own inpainting rule (KSamplerX0Inpaint), after canonicalizing
+            mask = mask.to(out)
+            out = out * mask + latent_image.to(out) * (1.0 - mask)
+        return out
 
 
 class _PrepareSampling:
@@ -182,9 +195,8 @@ class _ApplyModel:
             log.info("Foveated %s: %s", self.adapter.name, text)
         if layout.levels == (0,):  # all full resolution: exactly native
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-        if control is not None:
-            raise ValueError(f"Foveation does not support ControlNet on {self.adapter.name} yet; remove the "
-                             f"ControlNet or the foveation.")
+        if control is not None:  # (sampling refuses them first; this guards direct calls)
+            raise ValueError(control_error(self.adapter.name))
         packing = self.patch.packing_for(layout, patch_size)
         call = self.adapter.prepare(executor.class_obj.diffusion_model, layout, packing, x, c_crossattn,
                                     transformer_options, kwargs, strip_rows(layout, compiled(transformer_options)))

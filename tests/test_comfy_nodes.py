@@ -96,6 +96,45 @@ def test_initial_noise_follows_the_canvas_rule(env):
     assert pk.is_canonical(out)
 
 
+def test_inpainting_keeps_what_the_mask_keeps_bit_for_bit(env):
+    """SetLatentNoiseMask: outside the mask ComfyUI keeps the input latent; the canvas's
+    final canonicalization must not overwrite those pixels in periphery blocks."""
+    import comfy.sampler_helpers
+
+    p = Prompt()
+    m, v, lat, pos, neg = base(p, "flux1_dev", width=256, height=256)
+    img = p.add("EmptyImage", width=256, height=256, batch_size=1, color=0x8040C0)
+    enc = p.add("VAEEncode", pixels=p.out(img), vae=p.out(v))
+    region = p.add("ThresholdMask", mask=p.out(fovea(p, x=0.7, radius=0.25), 1), value=0.9)
+    masked = p.add("SetLatentNoiseMask", samples=p.out(enc), mask=p.out(region))
+    fm = p.add("ApplyFoveation", model=p.out(m), fovea=p.out(fovea(p, x=0.3, radius=0.3)))
+    s = ksampler(p, fm, pos, neg, masked, steps=3)
+    r = run(env, p)
+    before, after = r[enc][0]["samples"], r[s][0]["samples"]
+    keep = comfy.sampler_helpers.prepare_mask(r[region][0][:, None], before.shape, "cpu") == 0
+    assert keep.any() and (~keep).any()
+    assert torch.equal(after[keep], before[keep])
+    assert not torch.equal(after[~keep], before[~keep])
+
+
+def test_controlnet_is_refused_before_any_step(env, monkeypatch):
+    import comfy.controlnet
+    import comfy.sample as comfy_sample
+    from comfy import sd as comfy_sd
+
+    fc = env.pack.fov_core
+    mp = comfy_sd.load_diffusion_model(str(env.models / "diffusion_models" / FAMILY["flux1_dev"][0]))
+    patched = env.pack.nodes.apply_node.ApplyFoveation.execute(mp, fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),))).result[0]
+    calls = []
+    monkeypatch.setattr(mp.model, "apply_model", lambda *a, **k: calls.append(1))
+    cond = env.harness.random_conditioning(7, 64, 32, guidance=3.5)
+    cond[0][1]["control"] = comfy.controlnet.ControlBase()  # what Apply ControlNet puts in the conditioning
+    latent = torch.zeros(1, 16, 32, 32)
+    with pytest.raises(ValueError, match="ControlNet"):
+        comfy_sample.sample(patched, torch.randn(latent.shape), 2, 1.0, "euler", "simple", cond, cond, latent)
+    assert calls == []
+
+
 def test_memory_estimate_counts_the_packed_tokens(env, monkeypatch):
     """ComfyUI loads (or offloads) the model by its memory estimate; the foveated model's
     estimate follows the packed token count instead of the full grid."""
