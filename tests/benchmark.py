@@ -198,7 +198,7 @@ def bench_end_to_end(ctx_, size, grid, radii):
     noise = torch.randn(latent.shape, generator=g)
     print(f"\nend to end {'x'.join(map(str, size))}, warm: {a.steps} steps (euler, cfg 1) + decode, median of "
           f"{a.repeats}")
-    print(f"{'who':6s} {'ratio':>6s} {'total s':>8s}")
+    print(f"{'who':16s} {'ratio':>6s} {'total s':>8s}")
 
     def sample(model):
         return comfy.sample.sample(model, noise, a.steps, 1.0, "euler", "simple", cond, cond, latent, seed=0)
@@ -211,15 +211,24 @@ def bench_end_to_end(ctx_, size, grid, radii):
                 return fn()
         s = timed(call, device, a.repeats)
         rows.append({"who": who, "ratio": ratio, "total_s": s})
-        print(f"{who:6s} {ratio:6.1%} {s:8.2f}", flush=True)
+        print(f"{who:16s} {ratio:6.1%} {s:8.2f}", flush=True)
+
+    def cached(model):  # core EasyCache, defaults but for the threshold
+        from comfy_extras.nodes_easycache import EasyCacheNode
+
+        return EasyCacheNode.execute(model, a.easycache, 0.15, 0.95, False).result[0]
 
     run("native", 1.0, lambda: vae.decode(sample(mp)))
+    if a.easycache:
+        run("native+EasyCache", 1.0, lambda: vae.decode(sample(cached(mp))))
     node = ctx_["pack"].nodes.latent_nodes.FoveatedDecode
     for radius in radii:
         fovea = fc.Fovea((fc.Gaze(0.5, 0.5, radius),))
         patched = ctx_["pack"].nodes.foveation.FoveationPatch(fovea, ctx_["adapter_cls"]).install(mp)
         ratio = fc.TokenLayout(fc.rasterize(fovea, grid)).token_ratio
         run("ours", ratio, lambda: node.execute({"samples": sample(patched)}, vae, fovea, 2))
+        if a.easycache:
+            run("ours+EasyCache", ratio, lambda: node.execute({"samples": sample(cached(patched))}, vae, fovea, 2))
         port = ctx_["port"]
         if port is not None:
             H, W = latent.shape[-2:]
@@ -252,6 +261,8 @@ def main(argv=None):
     ap.add_argument("--no-decode", dest="decode", action="store_false", help="skip the decode timing")
     ap.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the end-to-end timing")
     ap.add_argument("--steps", type=int, default=4, help="sampling steps end to end (klein distilled: 4)")
+    ap.add_argument("--easycache", type=float, default=0.0,
+                    help="also end to end with core EasyCache at this reuse threshold (e.g. 0.2)")
     ap.add_argument("--port", help="checkout of ruwwww/ComfyUI-Foveated_Diffusion to compare against")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "foveated-bench"))
     ap.add_argument("--json", help="write all figures to this file")
