@@ -3,7 +3,8 @@
 Never imports ComfyUI. Data flows one way:
 fovea description -> level map (rasterize) -> token layout -> packed sequence ->
 phase-aligned attention -> unpacked prediction -> canvas -> split decode and blend.
-Spectral Progressive Diffusion (resolution over denoising time): spectral.py, schedule.py.
+Spectral Progressive Diffusion (resolution over denoising time): spectral.py, schedule.py;
+on the canvas, and with a fovea (progressive foveation): progressive.py.
 """
 from .attention import AttentionGroup, SequencePlan, group_keys, phase_aligned_attention
 from .canvas import LatentPacking, level_view, merge_levels, pack_strip, unpack_strip
@@ -14,6 +15,7 @@ from .gaze_path import GazeKeyframe, GazePath
 from .grid import TokenGrid
 from .layout import LayoutCache, TokenLayout
 from .policy import LevelPolicy
+from .progressive import stage_level, stage_level_maps, switch_canvas
 from .rasterize import assign_levels, check_block_consistent, desired_levels, rasterize, resolution_preview
 from .regions import AcuityGaze, Box, Gaze, MaskRegion
 from .saliency import gaze_from_saliency, spectral_residual_saliency
@@ -31,11 +33,13 @@ __all__ = [
     "GazePath", "LatentPacking", "LayoutCache", "LevelPolicy", "MaskRegion", "SequencePlan",
     "SplitDecoder", "TokenGrid", "TokenLayout", "assign_levels", "check_block_consistent",
     "desired_levels", "group_keys", "format_readout", "gaze_from_saliency",
-    "level_view", "merge_levels", "pack_strip", "unpack_strip", "phase_aligned_attention", "rasterize", "readout", "resolution_preview",
+    "level_view", "merge_levels", "pack_strip", "unpack_strip", "phase_aligned_attention", "rasterize", "readout",
+    "resolution_preview",
     "spectral_residual_saliency", "step_flops",
     # Spectral Progressive Diffusion
     "SPECTRUM_PRESETS", "Switch", "SwitchPlan", "activation_time", "compatible_expansion_noise", "compatible_seed",
     "dct2", "dct_downscale", "dct_matrix", "expansion_noise", "fit_power_law", "forward_noise", "haar_dwt2",
     "haar_idwt2", "idct2", "kappa", "plan_switches", "power_spectrum", "radial_power_spectrum", "spectral_expand",
-    "stage_sizes", "switch_times", "time_remap", "validate_delta", "validate_scales", "validate_switch_sigmas",
+    "stage_level", "stage_level_maps", "stage_sizes", "switch_canvas", "switch_times", "time_remap",
+    "validate_delta", "validate_scales", "validate_switch_sigmas",
 ]

@@ -51,6 +51,7 @@ class RunState:
     """One sampling run (created by the OUTER_SAMPLE wrapper)."""
 
     logged: bool = False
+    stage: int = -1  # progressive resolution: the stage the sampler is in (-1: the last)
 
 
 @dataclass
@@ -113,30 +114,44 @@ def mark_dynamic(t: torch.Tensor, *dims) -> torch.Tensor:
 
 
 class FoveationPatch:
+    """The MODEL patch of a fovea. Subclasses (progressive.py) change the layout between
+    stages of one sampling run; `stage` -1 is the last stage."""
+
     def __init__(self, fovea: Fovea, adapter_cls):
         self.fovea = fovea
         self.adapter_cls = adapter_cls
         self.layouts = LayoutCache()
 
     # ------------------------------------------------------------------ layouts
-    def layout_for(self, grid: TokenGrid) -> TokenLayout:
+    def layout_for(self, grid: TokenGrid, stage: int = -1) -> TokenLayout:
         return self.layouts.get(self.fovea, grid)
 
     def packing_for(self, layout: TokenLayout, patch: int) -> LatentPacking:
         return layout.cached(("packing", patch), lambda: LatentPacking(layout, patch))
 
+    def start(self, noise: torch.Tensor, packing: LatentPacking) -> torch.Tensor:
+        """The sampler's initial noise: i.i.d. representatives, replicated over groups."""
+        return packing.canonicalize(noise)
+
     # ------------------------------------------------------------------ install
+    def wrappers(self, adapter) -> dict:
+        return {pe.WrappersMP.OUTER_SAMPLE: _OuterSample(self, adapter),
+                pe.WrappersMP.PREPARE_SAMPLING: _PrepareSampling(self, adapter),
+                pe.WrappersMP.APPLY_MODEL: _ApplyModel(self, adapter),
+                pe.WrappersMP.DIFFUSION_MODEL: diffusion_model_wrapper}
+
     def install(self, model_patcher):
         adapter = self.adapter_cls(model_patcher)
         m = model_patcher.clone()
-        wrappers = {pe.WrappersMP.OUTER_SAMPLE: _OuterSample(self, adapter),
-                    pe.WrappersMP.PREPARE_SAMPLING: _PrepareSampling(self, adapter),
-                    pe.WrappersMP.APPLY_MODEL: _ApplyModel(self, adapter),
-                    pe.WrappersMP.DIFFUSION_MODEL: diffusion_model_wrapper}
-        for kind, wrapper in wrappers.items():
-            m.remove_wrappers_with_key(kind, WRAPPER_KEY)  # a later Apply Foveation replaces an earlier one
+        for kind in WRAPPER_KINDS:  # a later Apply Foveation / Progressive Resolution replaces an earlier one
+            m.remove_wrappers_with_key(kind, WRAPPER_KEY)
+        for kind, wrapper in self.wrappers(adapter).items():
             m.add_wrapper_with_key(kind, WRAPPER_KEY, wrapper)
         return m
+
+
+WRAPPER_KINDS = (pe.WrappersMP.OUTER_SAMPLE, pe.WrappersMP.PREPARE_SAMPLING, pe.WrappersMP.SAMPLER_SAMPLE,
+                 pe.WrappersMP.APPLY_MODEL, pe.WrappersMP.DIFFUSION_MODEL)
 
 
 class _OuterSample:
@@ -150,12 +165,11 @@ class _OuterSample:
         guider = executor.class_obj
         if any(c.get("control") is not None for conds in guider.conds.values() for c in conds):
             raise ValueError(control_error(self.adapter.name))
-        grid, patch_size = self.adapter.token_grid(tuple(noise.shape))
-        layout = self.patch.layout_for(grid)
-        packing = self.patch.packing_for(layout, patch_size)
-        noise = packing.canonicalize(noise)
+        grid, p = self.adapter.token_grid(tuple(noise.shape))
+        noise = self.patch.start(noise, self.patch.packing_for(self.patch.layout_for(grid, 0), p))
         guider.model_options.setdefault("transformer_options", {})[RUN_KEY] = RunState()
-        out = packing.canonicalize(executor(noise, latent_image, *args, **kwargs))
+        out = executor(noise, latent_image, *args, **kwargs)
+        out = self.patch.packing_for(self.patch.layout_for(grid), p).canonicalize(out)
         mask = args[2] if len(args) > 2 else kwargs.get("denoise_mask")
         if mask is not None:  # ComfyUI's own inpainting rule (KSamplerX0Inpaint), after canonicalizing
             mask = mask.to(out)
@@ -187,8 +201,8 @@ class _ApplyModel:
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                  **kwargs):
         grid, patch_size = self.adapter.token_grid(tuple(x.shape))
-        layout = self.patch.layout_for(grid)
         run = transformer_options.get(RUN_KEY)
+        layout = self.patch.layout_for(grid, run.stage if run is not None else -1)
         if run is not None and not run.logged:
             run.logged = True
             text = format_readout(readout(layout, self.adapter.dims(c_crossattn, kwargs)))

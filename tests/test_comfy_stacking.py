@@ -49,7 +49,7 @@ def test_guidance_statistics_count_every_latent_pixel_once(env, node):
     mp = _model(env)
     patch = env.pack.nodes.foveation.FoveationPatch(fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),)),
                                                     env.pack.nodes.adapters.adapter_for(mp))
-    patch.layout_for = lambda grid: fc.TokenLayout(torch.ones(1, grid.height, grid.width, dtype=torch.long))
+    patch.layout_for = lambda grid, stage=-1: fc.TokenLayout(torch.ones(1, grid.height, grid.width, dtype=torch.long))
     foveated, native = GUIDANCE[node](patch.install(mp)), GUIDANCE[node](mp)
     pos = env.harness.random_conditioning(7, 64, 32, seed=1, guidance=3.5)
     neg = env.harness.random_conditioning(7, 64, 32, seed=2, guidance=3.5)

@@ -163,7 +163,7 @@ def test_concatenated_conditioning_reads_its_low_resolution_version(env, wans):
     fovea = fc.Fovea((fc.Gaze(0.5, 0.5, 0.3),))
     low = fc.TokenLayout(torch.ones(2, 4, 6, dtype=torch.long))
     patch = env.pack.nodes.foveation.FoveationPatch(fovea, w.adapter_cls)
-    patch.layout_for = lambda grid: low  # this test's explicit all-1/2 layout
+    patch.layout_for = lambda grid, stage=-1: low  # this test's explicit all-1/2 layout
     patched = patch.install(w.mp)
     x = _canvas(env, low, 16)
     concat = torch.randn(1, 20, 2, 8, 12)
