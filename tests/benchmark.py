@@ -242,6 +242,75 @@ def bench_end_to_end(ctx_, size, grid, radii):
     return {"size": size, "rows": rows}
 
 
+# ----------------------------------------------------------------------------- progressive
+def bench_progressive(ctx_, size, grid):
+    """Progressive Resolution alone and progressive foveation vs native (and the official
+    SamplerSPEED with --speed): warm sampling time and the FLOP-ideal speedup of the whole
+    schedule (every stage's tokens times its steps)."""
+    import comfy.samplers
+
+    a, fc, fam, device, mp, pack = ctx_["args"], ctx_["fc"], ctx_["family"], ctx_["device"], ctx_["mp"], ctx_["pack"]
+    g = torch.Generator().manual_seed(4)
+    cond = [[(torch.randn(1, fam.text_tokens, fam.context_dim, generator=g) * 0.5), {}]]
+    latent = torch.zeros(fam.latent_shape(*size))
+    noise = torch.randn(latent.shape, generator=g)
+    sigmas = comfy.samplers.calculate_sigmas(mp.get_model_object("model_sampling"), "simple", a.steps)
+    dims = fam.dims(fc, ctx_["dm"])
+    scales = (0.5, 1.0)
+    radius = radius_for_ratio(fc, a.spd_ratio, grid)
+    fovea = fc.Fovea((fc.Gaze(0.5, 0.5, radius),))
+    node = pack.nodes.progressive_nodes.ProgressiveResolution
+    preset = "FLUX" if fam.key == "flux2" else "Wan 2.1"
+
+    def ideal(final):
+        """FLOP-ideal speedup of the schedule whose last stage is `final` (a level map)."""
+        A, beta = node_presets[preset]["A"], node_presets[preset]["beta"]
+        plan = fc.plan_switches(sigmas, scales, fc.switch_times(scales, a.spd_delta, latent.shape[-2:], A, beta))
+        stages = [fc.TokenLayout(m) for m in fc.stage_level_maps(final, scales)]
+        steps = [len(st) - 1 for st in plan.stages]
+        native = fc.step_flops(dims, None, grid.tokens) * sum(steps)
+        return native / sum(n * fc.step_flops(dims, lay) for lay, n in zip(stages, steps)), steps
+
+    node_presets = pack.nodes.progressive_nodes.PRESETS
+    full = torch.zeros((grid.frames, grid.height, grid.width), dtype=torch.long)
+    rows = []
+    print(f"\nprogressive {'x'.join(map(str, size))}: {a.steps} steps (euler, simple), scales 0.5 -> 1, delta "
+          f"{a.spd_delta}, median of {a.repeats}")
+    print(f"{'who':24s} {'sampling s':>10s} {'speedup':>8s} {'ideal':>6s} {'steps/stage':>12s}")
+
+    def run(who, model, sampler, ideal_steps):
+        def call():
+            guider = comfy.samplers.CFGGuider(model)
+            guider.set_conds(cond, cond)
+            guider.set_cfg(1.0)
+            with torch.inference_mode():
+                return guider.sample(noise, latent, sampler, sigmas, seed=0)
+        t = timed(call, device, a.repeats)
+        base = rows[0]["seconds"] if rows else t
+        rows.append({"who": who, "seconds": t, "speedup": base / t, "ideal": ideal_steps[0],
+                     "steps": ideal_steps[1]})
+        print(f"{who:24s} {t:10.2f} {base / t:7.2f}x {ideal_steps[0]:5.2f}x {str(ideal_steps[1]):>12s}", flush=True)
+
+    euler = comfy.samplers.sampler_object("euler")
+    run("native", mp, euler, (1.0, [a.steps]))
+    prog = node.execute(mp, "0.5, 1", "power law", a.spd_delta, preset, "0.85", "dct", "fast", 0, 1.0, 1.0).result[0]
+    run("progressive", prog, euler, ideal(full))
+    pf = node.execute(mp, "0.5, 1", "power law", a.spd_delta, preset, "0.85", "dct", "fast", 0, 1.0, 1.0,
+                      fovea=fovea).result[0]
+    layout = fc.TokenLayout(fc.rasterize(fovea, grid))
+    run(f"progressive foveation {layout.token_ratio:.0%}", pf, euler, ideal(layout.level_map))
+    fov = pack.nodes.foveation.FoveationPatch(fovea, ctx_["adapter_cls"]).install(mp)
+    run(f"foveation alone {layout.token_ratio:.0%}", fov, euler,
+        (fc.readout(layout, dims)["ideal_speedup"], [a.steps]))
+    if a.speed:
+        ctx_["harness"].load_custom_node_dir(ctx_["handle"], a.speed)
+        speed = next(m for k, m in sys.modules.items() if k.endswith("speed_sampler"))
+        official = speed.SamplerSPEED.execute("euler", "dct", "delta_optimal", "flux" if fam.key == "flux2" else "wan21",
+                                              "0.5,1.0", a.spd_delta, "0.85", 1.0, 1.0, 0).result[0]
+        run("official SamplerSPEED", mp, official, ideal(full))
+    return {"size": size, "rows": rows}
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -264,6 +333,10 @@ def main(argv=None):
     ap.add_argument("--easycache", type=float, default=0.0,
                     help="also end to end with core EasyCache at this reuse threshold (e.g. 0.2)")
     ap.add_argument("--port", help="checkout of ruwwww/ComfyUI-Foveated_Diffusion to compare against")
+    ap.add_argument("--progressive", action="store_true", help="also time Progressive Resolution (SPD) schedules")
+    ap.add_argument("--spd-delta", type=float, default=0.05, help="the progressive schedule's delta")
+    ap.add_argument("--spd-ratio", type=float, default=0.43, help="token ratio of the progressive foveation fovea")
+    ap.add_argument("--speed", help="the official SPD ComfyUI node folder (speed/comfyui) to compare against")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "foveated-bench"))
     ap.add_argument("--json", help="write all figures to this file")
     a = ap.parse_args(argv)
@@ -286,7 +359,8 @@ def main(argv=None):
     model_management.load_models_gpu([mp], force_full_load=True)
     ctx = {"args": a, "family": fam, "fc": pack.fov_core, "pack": pack, "mp": mp, "dm": mp.model.diffusion_model,
            "adapter_cls": pack.nodes.adapters.adapter_for(mp), "device": device, "dtype": dtype,
-           "vae_path": vae_path, "port": Port(harness, handle, a.port) if a.port else None}
+           "vae_path": vae_path, "port": Port(harness, handle, a.port) if a.port else None,
+           "harness": harness, "handle": handle}
     info = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
                        f"{torch.__version__}, " + (torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"),
             "config": {"family": fam.name, "hidden": a.hidden, "depth": a.depth, "single": a.single,
@@ -303,6 +377,8 @@ def main(argv=None):
         info["decode"] = bench_decode(ctx, sizes[0], grids[0], radii)
     if a.e2e:
         info["end_to_end"] = bench_end_to_end(ctx, sizes[0], grids[0], radii)
+    if a.progressive:
+        info["progressive"] = [bench_progressive(ctx, s, g) for s, g in zip(sizes, grids)]
     if a.json:
         Path(a.json).write_text(json.dumps(info, indent=2, default=float))
         print(f"\nwrote {a.json}")
