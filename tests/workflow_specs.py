@@ -24,6 +24,10 @@ MODEL_SOURCES = {
     "t5xxl_fp8_e4m3fn_scaled.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/text_encoders/t5xxl_fp8_e4m3fn_scaled.safetensors"),
     "ae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/vae/ae.safetensors"),
     "flux1-dev-kontext_fp8_scaled.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/split_files/diffusion_models/flux1-dev-kontext_fp8_scaled.safetensors"),
+    "hunyuanvideo1.5_720p_t2v_fp16.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/diffusion_models/hunyuanvideo1.5_720p_t2v_fp16.safetensors"),
+    "qwen_2.5_vl_7b_fp8_scaled.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"),
+    "byt5_small_glyphxl_fp16.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/text_encoders/byt5_small_glyphxl_fp16.safetensors"),
+    "hunyuanvideo15_vae_fp16.safetensors": ("vae", "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/vae/hunyuanvideo15_vae_fp16.safetensors"),
 }
 PAPER_LORA_REPO = "https://huggingface.co/bchao1/foveated-diffusion"
 CANVAS_NODES = {"Fovea", "GazePath"}  # nodes with the pack's canvas widget
@@ -169,6 +173,43 @@ WORKFLOWS = {
             ("preview", "MaskPreview", {}, {"mask": ("fovea", 1)}),
         ],
     },
+}
+
+HUNYUAN15_GAZE = ('[{"frame": 0, "x": 0.3, "y": 0.45, "radius": 0.3}, {"frame": 60, "x": 0.55, "y": 0.4, '
+                  '"radius": 0.3}, {"frame": 120, "x": 0.72, "y": 0.5, "radius": 0.3}]')
+WORKFLOWS["hunyuan_video15_t2v_gaze_path"] = {
+    "about": "HunyuanVideo 1.5 720p, text to video, the fovea following a gaze path over the frames.",
+    "nodes": [
+        _note("## HunyuanVideo 1.5 foveated text-to-video\n\nThe **Gaze Path** keyframes say where the viewer "
+              "looks in each frame (scrub the frames, click to add or move a keyframe); the fovea follows the "
+              "interpolated path and the periphery is generated with 1/2-resolution tokens. Frames are never "
+              "merged: every latent frame keeps its own fovea.\n\nModels: "
+              "`hunyuanvideo1.5_720p_t2v_fp16.safetensors` (diffusion_models), "
+              "`qwen_2.5_vl_7b_fp8_scaled.safetensors` + `byt5_small_glyphxl_fp16.safetensors` (text_encoders), "
+              "`hunyuanvideo15_vae_fp16.safetensors` (vae)."),
+        ("unet", "UNETLoader", {"unet_name": "hunyuanvideo1.5_720p_t2v_fp16.safetensors", "weight_dtype": "default"},
+         {}),
+        ("shift", "ModelSamplingSD3", {"shift": 7.0}, {"model": ("unet", 0)}),
+        ("clip", "DualCLIPLoader", {"clip_name1": "qwen_2.5_vl_7b_fp8_scaled.safetensors",
+                                    "clip_name2": "byt5_small_glyphxl_fp16.safetensors", "type": "hunyuan_video_15",
+                                    "device": "default"}, {}),
+        ("pos", "CLIPTextEncode", {"text": "a paper airplane gliding between skyscrapers at sunset, the camera "
+                                           "following it, golden light"}, {"clip": ("clip", 0)}),
+        ("neg", "CLIPTextEncode", {"text": ""}, {"clip": ("clip", 0)}),
+        ("latent", "EmptyHunyuanVideo15Latent", {"width": 1280, "height": 720, "length": 121, "batch_size": 1}, {}),
+        ("gaze", "GazePath", {"keyframes": HUNYUAN15_GAZE, "num_frames": 121, "width": 1280, "height": 720,
+                              "periphery": "1/2 resolution", "ring_scale": 2.0, "feather": 0.03}, {}),
+        ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("gaze", 0), "latent": ("latent", 0)}),
+        ("sampler", "KSampler", {"seed": 889, "steps": 20, "cfg": 6.0, "sampler_name": "euler",
+                                 "scheduler": "simple", "denoise": 1.0},
+         {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+        ("vae", "VAELoader", {"vae_name": "hunyuanvideo15_vae_fp16.safetensors"}, {}),
+        ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                      "fovea": ("gaze", 0)}),
+        ("video", "CreateVideo", {"fps": 24.0, "bit_depth": 8}, {"images": ("decode", 0)}),
+        ("save", "SaveVideo", {"filename_prefix": "foveated/hunyuan_video15", "format": "auto", "codec": "auto"},
+         {"video": ("video", 0)}),
+    ],
 }
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "BOUNDING_BOX"}

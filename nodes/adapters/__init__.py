@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from .chroma import ChromaAdapter
 from .flux import FluxAdapter
+from .hunyuan_video import HunyuanVideoAdapter
 from .wan import WanAdapter
 
-ADAPTERS = (FluxAdapter, ChromaAdapter, WanAdapter)
-SUPPORTED = ("FLUX.1 (dev, schnell, Kontext, Fill), FLUX.2 ([klein], [dev]), Chroma, and Wan 2.1 / 2.2 "
-             "(T2V, I2V, FLF2V, TI2V 5B, the 14B experts)")
+ADAPTERS = (FluxAdapter, ChromaAdapter, WanAdapter, HunyuanVideoAdapter)
+SUPPORTED = ("FLUX.1 (dev, schnell, Kontext, Fill), FLUX.2 ([klein], [dev]), Chroma, Wan 2.1 / 2.2 "
+             "(T2V, I2V, FLF2V, TI2V 5B, the 14B experts) and HunyuanVideo 1.0 / 1.5 (T2V, I2V)")
 
 
 def adapter_for(model_patcher):
