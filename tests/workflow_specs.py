@@ -321,6 +321,77 @@ WORKFLOWS.update({
     },
 })
 
+SPD_NOTE = (
+    "**Progressive Resolution (SPD)** runs the early, noise-dominated steps at 1/2 resolution and "
+    "switches to full resolution where the power law of FLUX latents says the coarse tokens stop "
+    "being enough (delta 0.05, the paper's recommended trade-off: 28 coarse + 22 full steps of 50 on "
+    "FLUX.1 [dev] at 1024x1024, 1.63x in the paper). Each run logs its switch step and FLOP-ideal "
+    "speedup. Any sampler node works; the noise `SamplerSPEED` setting reproduces the official node's images."
+)
+
+WORKFLOWS.update({
+    "flux1_dev_progressive_resolution": {
+        "about": "FLUX.1 [dev], text to image, Spectral Progressive Diffusion: the first steps at 1/2 "
+                 "resolution, then spectral expansion to full resolution (no fovea).",
+        "nodes": [
+            _note("## FLUX.1 [dev] with Progressive Resolution\n\n" + SPD_NOTE + "\n\nModels: "
+                  "`flux1-dev.safetensors` (diffusion_models), `clip_l.safetensors` + `t5xxl_fp16.safetensors` "
+                  "(text_encoders), `ae.safetensors` (vae)."),
+            ("unet", "UNETLoader", {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}, {}),
+            ("clip", "DualCLIPLoader", {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors",
+                                        "type": "flux", "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "a lighthouse on a rocky coast at sunset, waves, dramatic clouds"},
+             {"clip": ("clip", 0)}),
+            ("guid", "FluxGuidance", {"guidance": 3.5}, {"conditioning": ("pos", 0)}),
+            ("neg", "ConditioningZeroOut", {}, {"conditioning": ("pos", 0)}),
+            ("latent", "EmptySD3LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}, {}),
+            ("spd", "ProgressiveResolution", {"scales": "0.5, 1", "switch_at": "power law", "delta": 0.05,
+                                              "spectrum": "FLUX", "manual_sigmas": "0.85", "transform": "dct",
+                                              "noise": "fast", "seed": 0, "A": 203.615, "beta": 1.915},
+             {"model": ("unet", 0)}),
+            ("sampler", "KSampler", {"seed": 11, "steps": 50, "cfg": 1.0, "sampler_name": "euler",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("spd", 0), "positive": ("guid", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "ae.safetensors"}, {}),
+            ("decode", "VAEDecode", {}, {"samples": ("sampler", 0), "vae": ("vae", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "progressive/flux1_dev"}, {"images": ("decode", 0)}),
+        ],
+    },
+    "flux2_klein_progressive_foveation": {
+        "about": "FLUX.2 [klein] base 4B, progressive foveation: the whole image starts at 1/2 resolution and "
+                 "at the switch only the fovea is expanded to full resolution (resolution grows in time and "
+                 "space); Foveated Decode.",
+        "nodes": [
+            _note("## FLUX.2 [klein]: progressive foveation\n\n" + SPD_NOTE + " With a **Fovea** connected, "
+                  "only the fovea is expanded at the switch; the periphery stays at 1/2 resolution to the "
+                  "end, so the late steps cost what foveation alone costs and the early ones less. "
+                  "Do not add Apply Foveation as well: Progressive Resolution applies the fovea itself.\n\n"
+                  "Models: `flux-2-klein-base-4b.safetensors` (diffusion_models), `qwen_3_4b.safetensors` "
+                  "(text_encoders), `flux2-vae.safetensors` (vae)."),
+            ("unet", "UNETLoader", {"unet_name": "flux-2-klein-base-4b.safetensors", "weight_dtype": "default"}, {}),
+            ("clip", "CLIPLoader", {"clip_name": "qwen_3_4b.safetensors", "type": "flux2", "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "a barn owl perched on a mossy branch at dusk, detailed feathers"},
+             {"clip": ("clip", 0)}),
+            ("neg", "CLIPTextEncode", {"text": ""}, {"clip": ("clip", 0)}),
+            ("latent", "EmptyFlux2LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}, {}),
+            ("fovea", "Fovea", {"x": 0.5, "y": 0.42, "radius": 0.28, "aspect": 1.0, "rotation": 0.0,
+                                "extra_gazes": "[]", "width": 1024, "height": 1024, "periphery": "1/2 resolution",
+                                "ring_scale": 2.0, "feather": 0.03}, {}),
+            ("spd", "ProgressiveResolution", {"scales": "0.5, 1", "switch_at": "power law", "delta": 0.05,
+                                              "spectrum": "FLUX", "manual_sigmas": "0.85", "transform": "dct",
+                                              "noise": "fast", "seed": 0, "A": 203.615, "beta": 1.915},
+             {"model": ("unet", 0), "fovea": ("fovea", 0)}),
+            ("sampler", "KSampler", {"seed": 5, "steps": 50, "cfg": 4.0, "sampler_name": "euler",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("spd", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "flux2-vae.safetensors"}, {}),
+            ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                          "fovea": ("fovea", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "progressive/flux2_klein_foveated"}, {"images": ("decode", 0)}),
+        ],
+    },
+})
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "BOUNDING_BOX"}
 
 
