@@ -493,3 +493,65 @@ def spec_type(spec, key):
         if k == key:
             return typ
     raise KeyError(key)
+
+
+def _connects(a, b):
+    """LiteGraph.isValidConnection: "*" or no type fits anything, "A,B" fits A and B."""
+    return "*" in (a, b) or "" in (a, b) or bool(set(a.lower().split(",")) & set(b.lower().split(",")))
+
+
+def api_prompt(name, node_classes, overrides=None, replace=None):
+    """The API-format prompt the frontend queues for WORKFLOWS[name]; node ids are the spec's keys.
+
+    As the frontend converts a workflow: frontend-only nodes are left out, and a bypassed node
+    is passed through: an input it fed takes what feeds the bypassed node's input at the same
+    slot index if its type fits, else its first input of the same type, else its first input
+    that fits; with none, the input is left unconnected. For test runs, overrides {key: {widget:
+    value}} changes widget values, and replace {key: None or (class_type, widgets)} leaves a node
+    out, with every input it fed, or runs another node in its place, keeping the links to the
+    inputs it has.
+    """
+    overrides, replace = overrides or {}, replace or {}
+    nodes = {key: (typ, widgets, links, opts[0] if opts else {})
+             for key, typ, widgets, links, *opts in WORKFLOWS[name]["nodes"]}
+    left_out = {key for key, (typ, _w, _l, opts) in nodes.items()
+                if typ in FRONTEND_ONLY or opts.get("mode") == BYPASS or (key in replace and replace[key] is None)}
+
+    def input_types(typ):
+        return {i["name"]: i["type"] for i in _inputs(node_classes[typ])}
+
+    def source(key, slot, want):
+        """The [node, slot] that output `slot` of node `key` gives an input of type `want`."""
+        typ, _widgets, links, opts = nodes[key]
+        if opts.get("mode") != BYPASS:
+            return None if key in left_out else [key, slot]
+        # ExecutableNodeDTO._getBypassSlotIndex, on the input sockets the workflow file has
+        sockets = [(n, t) for n, t in input_types(typ).items() if n in links]
+        out = _outputs(node_classes[typ])[slot][1]
+        fits = [i for i, (_n, t) in enumerate(sockets) if _connects(t, out) and _connects(t, want)]
+        if want in ("*", ""):
+            order = [slot if slot < len(sockets) else 0]
+        else:
+            order = [slot] if slot in fits else [i for i, (_n, t) in enumerate(sockets) if t == want] + fits
+        return source(*links[sockets[order[0]][0]], want) if order and order[0] < len(sockets) else None
+
+    prompt = {}
+    for key, (typ, widgets, links, _opts) in nodes.items():
+        if key in left_out:
+            continue
+        if key in replace:
+            typ, inputs = replace[key]
+            types = input_types(typ)
+            links = {n: link for n, link in links.items() if n in types}
+        else:
+            inputs, types = {**widgets, **overrides.get(key, {})}, input_types(typ)
+            unknown = (set(inputs) | set(links)) - set(types)
+            if unknown:
+                raise KeyError(f"{name}: {typ} has no inputs {sorted(unknown)}")
+        inputs = dict(inputs)
+        for n, (src, slot) in links.items():
+            linked = source(src, slot, types[n])
+            if linked:
+                inputs[n] = linked
+        prompt[key] = {"class_type": typ, "inputs": inputs}
+    return prompt
