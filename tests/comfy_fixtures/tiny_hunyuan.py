@@ -92,8 +92,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
 from .tiny_wan import _SD, _info
 
@@ -317,7 +319,9 @@ def write_hunyuan15_vae(path, *, widths=(4, 8, 16, 64, 64), seed=0, dtype=torch.
         raise ValueError(f"widths must be 5 stage widths ending in a multiple of {2 * VAE15_Z}, got {widths}")
     s = _SD(seed, 0.05)
     _hunyuan15_vae(s, widths)
-    s.save(path, dtype=dtype)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.to(dtype).contiguous() for k, v in s.sd.items()}, str(path))
     return _info(path, family="hunyuan15_vae", latent_channels=VAE15_Z, downscale=16, temporal_ratio=4,
                  widths=widths, needs_detection_patch=widths != VAE15_NATIVE_WIDTHS)
 
