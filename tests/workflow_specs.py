@@ -396,15 +396,14 @@ WORKFLOWS.update({
     },
 })
 
-HUNYUAN15_GAZE = ('[{"frame": 0, "x": 0.3, "y": 0.45, "radius": 0.3}, {"frame": 60, "x": 0.55, "y": 0.4, '
-                  '"radius": 0.3}, {"frame": 120, "x": 0.72, "y": 0.5, "radius": 0.3}]')
 WORKFLOWS["hunyuan_video15_t2v_gaze_path"] = {
-    "about": "HunyuanVideo 1.5 720p, text to video, the fovea following a gaze path over the frames.",
+    "about": "HunyuanVideo 1.5 720p T2V, text to video, 121 frames at 1280x720, foveated along a moving Gaze Path.",
     "nodes": [
-        _note("## HunyuanVideo 1.5 foveated text-to-video\n\nThe **Gaze Path** keyframes say where the viewer "
-              "looks in each frame (scrub the frames, click to add or move a keyframe); the fovea follows the "
-              "interpolated path and the periphery is generated with 1/2-resolution tokens. Frames are never "
-              "merged: every latent frame keeps its own fovea.\n\nModels: "
+        _note("## HunyuanVideo 1.5 text-to-video with a moving fovea\n\nThe fovea follows the paper airplane: "
+              "full-resolution tokens where the gaze is, 1/2 resolution elsewhere, in every latent frame. The "
+              "text, the byT5 glyph text and (I2V) the SigLIP image tokens are never foveated. **Foveated "
+              "Decode** decodes the periphery at its own resolution and the fovea on its region.\n\n"
+              + GAZE_PATH_NOTE.replace("Wan's VAE", "HunyuanVideo 1.5's VAE") + "\n\nModels: "
               "`hunyuanvideo1.5_720p_t2v_fp16.safetensors` (diffusion_models), "
               "`qwen_2.5_vl_7b_fp8_scaled.safetensors` + `byt5_small_glyphxl_fp16.safetensors` (text_encoders), "
               "`hunyuanvideo15_vae_fp16.safetensors` (vae)."),
@@ -418,18 +417,17 @@ WORKFLOWS["hunyuan_video15_t2v_gaze_path"] = {
                                            "following it, golden light"}, {"clip": ("clip", 0)}),
         ("neg", "CLIPTextEncode", {"text": ""}, {"clip": ("clip", 0)}),
         ("latent", "EmptyHunyuanVideo15Latent", {"width": 1280, "height": 720, "length": 121, "batch_size": 1}, {}),
-        ("gaze", "GazePath", {"keyframes": HUNYUAN15_GAZE, "num_frames": 121, "width": 1280, "height": 720,
-                              "periphery": "1/2 resolution", "ring_scale": 2.0, "feather": 0.03}, {}),
-        ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("gaze", 0), "latent": ("latent", 0)}),
+        _gaze_path([(0, 0.3, 0.45, 0.3), (60, 0.55, 0.4, 0.3), (120, 0.72, 0.5, 0.3)], 1280, 720, frames=121),
+        ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("path", 0), "latent": ("latent", 0)}),
         ("sampler", "KSampler", {"seed": 889, "steps": 20, "cfg": 6.0, "sampler_name": "euler",
                                  "scheduler": "simple", "denoise": 1.0},
          {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
         ("vae", "VAELoader", {"vae_name": "hunyuanvideo15_vae_fp16.safetensors"}, {}),
         ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
-                                                      "fovea": ("gaze", 0)}),
+                                                      "fovea": ("path", 0)}),
         ("video", "CreateVideo", {"fps": 24.0, "bit_depth": 8}, {"images": ("decode", 0)}),
-        ("save", "SaveVideo", {"filename_prefix": "foveated/hunyuan_video15", "format": "auto", "codec": "auto"},
-         {"video": ("video", 0)}),
+        ("save", "SaveVideo", {"filename_prefix": "video/foveated_hunyuan_video15_t2v", "format": "auto",
+                               "codec": "auto"}, {"video": ("video", 0)}),
     ],
 }
 
