@@ -57,12 +57,14 @@ def dense_reference_attention(
     spatial_axes: Sequence[int],
     rope_fn: Callable,
     scale: Optional[float] = None,
+    key_bias: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Slow reference, one query at a time, straight from the definition.
 
     q, k, v: (B, H, N, D), un-rotated. ids: (N, A) full-resolution ids. token_levels:
     (N,) level of each image token, -1 for non-image tokens (text, references).
-    rope_fn(x, ids) rotates x (..., n, D) by ids (n, A).
+    rope_fn(x, ids) rotates x (..., n, D) by ids (n, A). key_bias: optional (N,) additive
+    logit of every key (an attention mask over the keys, e.g. padded text).
     Query i of level f (non-image queries: the finest level present) rotates itself and
     its keys by ids with image spatial axes / 2^f, and sees non-image keys plus image
     keys whose spatial ids are multiples of 2^f.
@@ -83,6 +85,8 @@ def dense_reference_attention(
         qi = rope_fn(q[:, :, i : i + 1], framed[i : i + 1])
         kj = rope_fn(k[:, :, allowed], framed[allowed])
         logits = (qi @ kj.transpose(-1, -2)) * scale
+        if key_bias is not None:
+            logits = logits.double() + key_bias[allowed].double()
         out[:, :, i : i + 1] = torch.softmax(logits.double(), dim=-1).to(q.dtype) @ v[:, :, allowed]
     return out
 

@@ -50,11 +50,12 @@ class Hunyuan:
         with torch.no_grad():
             return self.dm(*self.call_args(x, **kw))
 
-    def foveated(self, x, layout, image_rows=None, **kw):
+    def foveated(self, x, layout, image_rows=None, args=None, **kw):
+        """args: explicit call_args (x replaced by `x`), else call_args(x, **kw)."""
         fc = self.pack.fov_core
         adapter = self.adapter_cls(self.mp)
         packing = fc.LatentPacking(layout, adapter.patch_size)
-        args = self.call_args(x, **kw)
+        args = self.call_args(x, **kw) if args is None else (x,) + tuple(args[1:])
         extra = {k: v for k, v in (("txt_byt5", args[4]), ("clip_fea", args[5]), ("ref_latent", args[9]))
                  if v is not None}
         with torch.no_grad():
@@ -113,7 +114,8 @@ def test_all_full_resolution_equals_native(env, models, key, batch):
     assert_close(m.foveated(x, _full(env, 3, 4, 6), **extra), m.native(x, **extra), ATOL)
 
 
-@pytest.mark.parametrize("key, k", [("hunyuan_video_t2v", 1), ("hunyuan_video_t2v", 2), ("hunyuan_video15_t2v", 1)])
+@pytest.mark.parametrize("key, k", [("hunyuan_video_t2v", 1), ("hunyuan_video_t2v", 2), ("hunyuan_video15_t2v", 1),
+                                    ("hunyuan_video15_t2v", 2)])
 def test_all_low_resolution_equals_native_low_resolution(env, models, key, k):
     m = _model(env, models, key)
     layout = _full(env, 2, 8, 8, level=k)
@@ -193,9 +195,13 @@ def _native_ids(m, monkeypatch, x, **kw):
     return ids[0].double()  # [text | image in raster (t, y, x) order]
 
 
-@pytest.mark.parametrize("key, policy", [("hunyuan_video_t2v", "half"), ("hunyuan_video_t2v", "rings"),
-                                         ("hunyuan_video15_t2v", "half")])
-def test_fast_path_equals_dense_reference_with_a_moving_fovea(env, models, monkeypatch, key, policy):
+@pytest.mark.parametrize("key, policy, masked", [("hunyuan_video_t2v", "half", False),
+                                                 ("hunyuan_video_t2v", "rings", False),
+                                                 ("hunyuan_video_t2v", "half", True),
+                                                 ("hunyuan_video15_t2v", "half", False)])
+def test_fast_path_equals_dense_reference_with_a_moving_fovea(env, models, monkeypatch, key, policy, masked):
+    """masked: a padded text (attention_mask with zeros), the mask's key columns follow
+    every attention group's keys."""
     import comfy.ldm.flux.math as fm
 
     m = _model(env, models, key)
@@ -205,7 +211,9 @@ def test_fast_path_equals_dense_reference_with_a_moving_fovea(env, models, monke
     assert not torch.equal(layout.level_map[0], layout.level_map[2])  # the fovea moves
     assert len(layout.levels) == (3 if policy == "rings" else 2)
     kw = {"byt5": 3} if "15" in key else {}
-    canvas = _canvas(env, m, layout, batch=2)
+    if masked:
+        kw["mask"] = torch.tensor([[1] * (TXT - 3) + [0] * 3])
+    canvas = _canvas(env, m, layout, batch=1 if masked else 2)  # ComfyUI's text mask is built for batch 1
     fast = m.foveated(canvas, layout, **kw)
     native = _native_ids(m, monkeypatch, canvas, **kw)
     n_txt = native.shape[0] - layout.full_tokens
@@ -220,7 +228,9 @@ def test_fast_path_equals_dense_reference_with_a_moving_fovea(env, models, monke
             levels[plan.image_start : plan.image_end] = layout.level
             rope = lambda x, i: fm._apply_rope1(x, m.dm.pe_embedder(i[None].float()))  # noqa: E731
             q, k = rope(q, -ids), rope(k, -ids)  # undo the block's own rotation
-            out = dense_reference_attention(q, k, v, ids, levels, (1, 2), rope)
+            mask = kwargs.get("mask")
+            bias = None if mask is None else mask.reshape(-1)  # (1, 1, N): one additive logit per key
+            out = dense_reference_attention(q, k, v, ids, levels, (1, 2), rope, key_bias=bias)
             B, H, N, D = out.shape
             return out.transpose(1, 2).reshape(B, N, H * D)
 
@@ -228,6 +238,61 @@ def test_fast_path_equals_dense_reference_with_a_moving_fovea(env, models, monke
 
     monkeypatch.setattr(env.pack.nodes.adapters.base, "make_attention_override", factory)
     assert_close(fast, m.foveated(canvas, layout, **kw), ATOL)
+    if masked:
+        kw.pop("mask")
+        assert not torch.allclose(fast, m.foveated(canvas, layout, **kw), atol=1e-3)  # the mask matters
+
+
+@pytest.mark.parametrize("key", T2V)
+def test_batch_composition_and_caching_change_nothing(env, models, key):
+    """Invariant 4: cond and uncond in one batch == each alone (a batch of 2 with its own
+    text each), and a second call on the cached layout tables is bit-identical."""
+    m = _model(env, models, key)
+    fc = env.pack.fov_core
+    layout = fc.TokenLayout(fc.rasterize(_moving_fovea(env, 9), fc.TokenGrid(3, 6, 8, frame_stride=4)))
+    assert len(layout.levels) == 2
+    canvas = _canvas(env, m, layout, batch=2, seed=4)
+    args = m.call_args(canvas, seed=9, **({"byt5": 3} if "15" in key else {}))  # each row its own text, y, glyphs
+    rows = lambda i: tuple(a[i : i + 1] if torch.is_tensor(a) else a for a in args)  # noqa: E731
+    together = m.foveated(canvas, layout, args=args)
+    apart = torch.cat([m.foveated(canvas[i : i + 1], layout, args=rows(i)) for i in range(2)])
+    assert_close(together, apart, ATOL)
+    assert not torch.allclose(together[0], together[1], atol=1e-3)
+    assert torch.equal(m.foveated(canvas, layout, args=args), together)
+
+
+@pytest.mark.parametrize("key", T2V)
+def test_patched_model_forward_and_no_trace(env, models, key):
+    """Invariant 5 through the real wrappers (BaseModel.apply_model, what sampling calls):
+    the foveated output is a canvas; the model and its options are untouched, so the native
+    output afterwards is bit-identical."""
+    m = _model(env, models, key)
+    fc = env.pack.fov_core
+    fovea = _moving_fovea(env, 9)
+    layout = fc.TokenLayout(fc.rasterize(fovea, fc.TokenGrid(3, 6, 8, token_px=16, frame_stride=4)))
+    latent_channels = m.info["latent_channels"]
+    x = _canvas(env, m, layout, channels=latent_channels)  # the sampler's state is a canvas
+    concat = torch.zeros((1, m.channels - latent_channels) + tuple(x.shape[2:])) if m.channels > latent_channels \
+        else None  # 1.5 T2V: the zero image latent and mask of model_base.HunyuanVideo15.concat_cond
+    g = torch.Generator().manual_seed(3)
+    context = torch.randn(1, TXT, m.info["context_dim"], generator=g)
+    extra = {"y": torch.randn(1, m.info["vec_dim"], generator=g)} if m.info["vec_dim"] else {}
+    if m.info["guidance_embed"]:
+        extra["guidance"] = torch.full((1,), 6.0)
+    sigma = torch.full((1,), 0.7)
+
+    def apply(topts):
+        with torch.no_grad():
+            return m.mp.model.apply_model(x, sigma, concat, context, None, topts, **extra)
+
+    before = apply({})
+    opts_before = repr((m.mp.model_options, m.mp.wrappers))
+    patched = env.pack.nodes.foveation.FoveationPatch(fovea, m.adapter_cls).install(m.mp)
+    out = apply({"wrappers": patched.wrappers})
+    assert fc.LatentPacking(layout, m.patch).is_canonical(out)
+    assert not torch.equal(out, before)
+    assert repr((m.mp.model_options, m.mp.wrappers)) == opts_before
+    assert torch.equal(apply({}), before)
 
 
 def test_static_fovea_equals_a_one_keyframe_gaze_path(env, models):

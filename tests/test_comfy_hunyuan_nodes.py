@@ -135,3 +135,28 @@ def test_hunyuan_video_replace_guidance_is_a_clear_error(env):
           positive=p.out(i2v, 0), negative=p.out(neg), latent_image=p.out(i2v, 1), denoise=1.0)
     with pytest.raises(env.harness.PromptExecutionError, match=r"v2 \(replace\)"):
         run(env, p)
+
+
+def test_interrupted_foveated_run_leaves_no_trace(env):
+    """A foveated HunyuanVideo run cancelled mid-sampling: the same loaded model then gives
+    the native result bit for bit."""
+    frames = 9
+
+    def t2v(p, steps, foveated):
+        m = p.add("UNETLoader", unet_name=env.infos["hunyuan_video_t2v"]["name"], weight_dtype="default")
+        lat = p.add("EmptyHunyuanLatentVideo", width=W, height=H, length=frames, batch_size=1)
+        pos, neg = _conds(p, pooled=768, guidance=6.0)
+        if foveated:
+            m = p.add("ApplyFoveation", model=p.out(m), fovea=p.out(_path(p, frames)), latent=p.out(lat))
+        return _sampler(p, m, pos, neg, lat, steps=steps)
+
+    p = Prompt()
+    s_nat = t2v(p, 3, False)
+    before = run(env, p)[s_nat][0]["samples"].clone()
+    p2 = Prompt()
+    t2v(p2, 30, True)
+    with pytest.raises(env.harness.PromptInterrupted):
+        env.harness.run_prompt(env.handle, p2, on_progress=lambda v, t, n: env.harness.interrupt(env.handle)
+                               if v >= 2 else None)
+    assert torch.equal(env.harness.run_prompt(env.handle, p)[s_nat][0]["samples"], before)
+    assert torch.equal(run(env, p)[s_nat][0]["samples"], before)
