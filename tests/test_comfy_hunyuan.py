@@ -2,8 +2,9 @@
 HunyuanVideo 1.0 T2V / I2V and 1.5 formats, loaded by ComfyUI's own loader), fp32 on CPU:
 all full resolution == native; all 1/2^k == native on the low-resolution video; the fast
 path == the dense per-query reference with a moving fovea; a static fovea == the same
-fovea as a one-keyframe gaze path; text, byT5 glyph, vision and reference tokens never
-foveated; concatenated image conditioning read at low resolution; clear errors."""
+fovea as a one-keyframe gaze path; batch composition and caching change nothing; no trace
+on the model; text, byT5 glyph, vision and reference tokens never foveated; concatenated
+image conditioning read at low resolution; clear errors."""
 import copy
 from types import SimpleNamespace
 
@@ -330,8 +331,14 @@ def test_unsupported_inputs_are_clear_errors(env, models):
     image_model.patch_size = [1, 1]
     fake = SimpleNamespace(model=SimpleNamespace(diffusion_model=image_model, latent_format=m.mp.model.latent_format))
     assert env.pack.nodes.adapters.adapter_for(fake) is m.adapter_cls
-    with pytest.raises(ValueError, match="HunyuanImage 2.1 is an image model"):
+    with pytest.raises(ValueError, match="HunyuanImage 2.1 and its refiner are image models"):
         m.adapter_cls(fake)
+    import comfy.latent_formats as latent_formats
+
+    refiner = SimpleNamespace(model=SimpleNamespace(diffusion_model=m.dm,  # 3-D patch (1, 1, 1) like 1.5
+                                                    latent_format=latent_formats.HunyuanImage21Refiner()))
+    with pytest.raises(ValueError, match="HunyuanImage21Refiner latents"):
+        m.adapter_cls(refiner)
 
 
 def test_tencent_and_comfy_key_names_load_the_same_model(env, models, tmp_path):

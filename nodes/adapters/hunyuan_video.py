@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+import comfy.latent_formats as latent_formats
 import comfy.ldm.hunyuan_video.model as hunyuan_model
 
 from ...fov_core import DiTDims
@@ -68,12 +69,14 @@ class HunyuanVideoAdapter(FamilyAdapter):
     def __init__(self, model_patcher):
         super().__init__(model_patcher)
         patch = list(self.diffusion_model.patch_size)
-        if len(patch) != 3 or patch[0] != 1 or patch[1] != patch[2]:
+        fmt = model_patcher.model.latent_format
+        video_format = isinstance(fmt, (latent_formats.HunyuanVideo, latent_formats.HunyuanVideo15))
+        if len(patch) != 3 or patch[0] != 1 or patch[1] != patch[2] or not video_format:
             raise ValueError(
                 f"Foveation supports the HunyuanVideo video models (1.0 and 1.5), not this model built on the same "
-                f"class with patch size {patch} (HunyuanImage 2.1 is an image model). Connect a HunyuanVideo model "
-                f"or remove the foveation.")
-        self.name = "HunyuanVideo 1.5" if model_patcher.model.latent_format.latent_channels == 32 else "HunyuanVideo"
+                f"class ({type(fmt).__name__} latents, patch size {patch}; HunyuanImage 2.1 and its refiner are "
+                f"image models). Connect a HunyuanVideo model or remove the foveation.")
+        self.name = "HunyuanVideo 1.5" if isinstance(fmt, latent_formats.HunyuanVideo15) else "HunyuanVideo"
 
     @property
     def patch_size(self) -> int:
