@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from .chroma import ChromaAdapter
 from .flux import FluxAdapter
+from .qwen_image import QwenImageAdapter
 from .wan import WanAdapter
+from .z_image import ZImageAdapter
 
-ADAPTERS = (FluxAdapter, ChromaAdapter, WanAdapter)
-SUPPORTED = ("FLUX.1 (dev, schnell, Kontext, Fill), FLUX.2 ([klein], [dev]), Chroma, and Wan 2.1 / 2.2 "
-             "(T2V, I2V, FLF2V, TI2V 5B, the 14B experts)")
+ADAPTERS = (FluxAdapter, ChromaAdapter, WanAdapter, QwenImageAdapter, ZImageAdapter)
+SUPPORTED = ("FLUX.1 (dev, schnell, Kontext, Fill), FLUX.2 ([klein], [dev]), Chroma, Qwen-Image (2512, Edit 2509 / "
+             "2511), Z-Image (Turbo, base), and Wan 2.1 / 2.2 (T2V, I2V, FLF2V, TI2V 5B, the 14B experts)")
 
 
 def adapter_for(model_patcher):
