@@ -47,6 +47,18 @@ def layout_for_latent(fovea, samples: torch.Tensor, vae) -> tuple[TokenLayout, L
     return layout, layout.cached(("packing", p), lambda: LatentPacking(layout, p))
 
 
+def kept_tokens(noise_mask, latent: torch.Tensor, p: int):
+    """(T, H, W) bool: tokens an inpainting noise mask keeps, even partly, in any batch item
+    (ComfyUI samples with the mask resized to the latent as here, and puts the input latent
+    back where it is below 1, so there the latent is the input's, not low-resolution blocks)."""
+    if noise_mask is None:
+        return None
+    m = comfy.utils.reshape_mask(noise_mask, latent.shape)
+    kept = (m < 1).flatten(0, 1).any(0).float()  # ([T,] h, w)
+    kept = kept.reshape(-1, *kept.shape[-2:])
+    return F.max_pool2d(kept.unsqueeze(1), p).squeeze(1).bool()
+
+
 def latent_frame_of(video_frames: int, stride: int, latent_frames: int) -> torch.Tensor:
     """Latent frame of each decoded video frame: frame 0 alone, then `stride` frames each."""
     f = torch.arange(video_frames)
@@ -77,12 +89,16 @@ class FoveatedDecode(io.ComfyNode):
     def execute(cls, samples, vae, fovea, margin) -> io.NodeOutput:
         latent = samples["samples"]
         layout, packing = layout_for_latent(fovea, latent, vae)
+        p, token_px, stride = token_geometry(vae)
+        kept = kept_tokens(samples.get("noise_mask"), latent, p)
+        if kept is not None and kept.any():  # inpainting kept them from the input: decode them at full resolution
+            layout = layout.with_full_resolution(kept)
+            packing = layout.cached(("packing", p), lambda: LatentPacking(layout, p))
         if not packing.is_canonical(latent):
             raise ValueError(
                 "this latent was not generated with this fovea: its periphery is not made of low-resolution "
                 "blocks. Connect the same FOVEA to Apply Foveation and Foveated Decode, or use VAE Decode."
             )
-        p, token_px, stride = token_geometry(vae)
         dec = layout.cached(("decoder", p, token_px, fovea.feather, margin),
                             lambda: SplitDecoder(layout, p, token_px, fovea.feather, margin))
         pbar = comfy.utils.ProgressBar(len(dec.parts))

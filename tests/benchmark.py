@@ -50,8 +50,7 @@ def boot(args, fam, workdir: Path):
     from comfy_fixtures import harness
 
     models = workdir / "models"
-    handle = harness.boot_comfyui(args.comfyui, models, workdir / "output", [PACK_ROOT],
-                                  cpu=args.device == "cpu", attention="pytorch")
+    handle = harness.boot_comfyui(args.comfyui, models, workdir / "output", [PACK_ROOT], cpu=args.device == "cpu")
     dit = models / "diffusion_models" / f"bench_{fam.key}_h{args.hidden}_d{args.depth}_s{args.single}.safetensors"
     if not dit.exists():
         print(f"writing {dit.name} (random init) ...", flush=True)

@@ -98,7 +98,8 @@ def test_initial_noise_follows_the_canvas_rule(env):
 
 def test_inpainting_keeps_what_the_mask_keeps_bit_for_bit(env):
     """SetLatentNoiseMask: outside the mask ComfyUI keeps the input latent; the canvas's
-    final canonicalization must not overwrite those pixels in periphery blocks."""
+    final canonicalization must not overwrite those pixels in periphery blocks, and Foveated
+    Decode decodes them at full resolution."""
     import comfy.sampler_helpers
 
     p = Prompt()
@@ -107,14 +108,23 @@ def test_inpainting_keeps_what_the_mask_keeps_bit_for_bit(env):
     enc = p.add("VAEEncode", pixels=p.out(img), vae=p.out(v))
     region = p.add("ThresholdMask", mask=p.out(fovea(p, x=0.7, radius=0.25), 1), value=0.9)
     masked = p.add("SetLatentNoiseMask", samples=p.out(enc), mask=p.out(region))
-    fm = p.add("ApplyFoveation", model=p.out(m), fovea=p.out(fovea(p, x=0.3, radius=0.3)))
+    f = fovea(p, x=0.3, radius=0.3)
+    fm = p.add("ApplyFoveation", model=p.out(m), fovea=p.out(f))
     s = ksampler(p, fm, pos, neg, masked, steps=3)
+    dec = p.add("FoveatedDecode", samples=p.out(s), vae=p.out(v), fovea=p.out(f), margin=2)
+    plain = p.add("VAEDecode", samples=p.out(s), vae=p.out(v))
     r = run(env, p)
     before, after = r[enc][0]["samples"], r[s][0]["samples"]
     keep = comfy.sampler_helpers.prepare_mask(r[region][0][:, None], before.shape, "cpu") == 0
     assert keep.any() and (~keep).any()
     assert torch.equal(after[keep], before[keep])
     assert not torch.equal(after[~keep], before[~keep])
+    # Foveated Decode decodes what the mask kept at full resolution: there it is a plain decode
+    image, weight = r[dec]
+    kept_px = torch.nn.functional.interpolate(keep[:, :1].float(), size=image.shape[1:3])[:, 0] == 1
+    full = weight == 1
+    assert (full & kept_px).sum() >= 0.8 * kept_px.sum()  # the feather lies inside the full-resolution part
+    assert torch.allclose(image[full], r[plain][0][full], atol=1e-4)
 
 
 def test_controlnet_is_refused_before_any_step(env, monkeypatch):

@@ -117,7 +117,8 @@ def test_wan22_14b_experts_share_one_fovea_in_two_ksampler_advanced(env):
 
 def test_wan22_5b_image_to_video_decode_and_encode(env):
     """Wan 2.2 TI2V 5B: 48-channel latents at 16x, 32 px tokens, the first latent frame
-    clean (per-frame timesteps); Foveated Decode and Foveated Encode on its video."""
+    clean (per-frame timesteps) and kept from the start image by the noise mask, so Foveated
+    Decode decodes it at full resolution; Foveated Encode on its video."""
     p = Prompt()
     m = p.add("UNETLoader", unet_name=env.infos["wan22_ti2v_5b"]["name"], weight_dtype="default")
     v = p.add("VAELoader", vae_name=env.infos["wan22_vae"]["name"])
@@ -130,15 +131,20 @@ def test_wan22_5b_image_to_video_decode_and_encode(env):
     fm = p.add("ApplyFoveation", model=p.out(m), fovea=p.out(f), latent=p.out(lat))
     s = _sampler(p, fm, pos, neg, lat)
     dec = p.add("FoveatedDecode", samples=p.out(s), vae=p.out(v), fovea=p.out(f), margin=1)
+    plain = p.add("VAEDecode", samples=p.out(s), vae=p.out(v))
     enc = p.add("FoveatedEncode", pixels=p.out(dec), vae=p.out(v), fovea=p.out(f))
     with env.tiny_wan.wan22_vae_detection_patch():
         r = run(env, p)
     latent = r[s][0]["samples"]
     assert latent.shape == (1, 48, 3, 8, 8)  # 128 px / 16, 4 x 4 tokens of 32 px
+    assert torch.equal(latent[:, :, 0], r[lat][0]["samples"][:, :, 0])  # the start image, bit for bit
     layout = _layout(env, r[f][0], latent, 32)
     assert len(layout.levels) == 2
-    assert env.pack.fov_core.LatentPacking(layout, 2).is_canonical(latent)
+    first = torch.zeros(layout.shape, dtype=torch.bool)
+    first[0] = True
+    assert env.pack.fov_core.LatentPacking(layout.with_full_resolution(first), 2).is_canonical(latent)
     assert r[dec][0].shape == (FRAMES, 128, 128, 3)
+    assert torch.allclose(r[dec][0][0], r[plain][0][0], atol=1e-4)  # video frame 0 = latent frame 0, full res
     assert env.pack.fov_core.LatentPacking(layout, 2).is_canonical(r[enc][0]["samples"])
     assert "Wan 2.2 5B" in r[fm][1]
 
