@@ -7,6 +7,7 @@ encoder) and the CLIP vision nodes are left out (no CLIP vision fixture; WanImag
 without clip_vision_output, as in tests/test_comfy_wan_nodes.py); sizes shrink about 8x (Kontext's
 image scale node, which always scales to about 1 MP, becomes an ImageScale to the tiny size),
 videos to FRAMES frames (gaze keyframes moved along) and sampling to STEPS steps."""
+import contextlib
 import json
 import logging
 import re
@@ -26,8 +27,12 @@ TINY = {  # the example workflows' files -> the fixture (env.infos key) that sta
     "wan2.1_t2v_1.3B_fp16.safetensors": "wan21_t2v", "wan2.1_i2v_480p_14B_fp16.safetensors": "wan21_i2v",
     "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors": "wan22_t2v_14b_high",
     "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors": "wan22_t2v_14b_low", "wan_2.1_vae.safetensors": "wan21_vae",
+    "qwen_image_fp8_e4m3fn.safetensors": "qwen_image", "qwen_image_vae.safetensors": "wan21_vae",
+    "z_image_turbo_bf16.safetensors": "z_image",
 }
-CONTEXT = {"flux": (64, 32), "flux2": (64, 0), "wan": (4096, 0)}  # CLIP type -> tiny context_dim, pooled_dim
+CONTEXT = {"flux": (64, 32), "flux2": (64, 0), "wan": (4096, 0),  # CLIP type -> tiny context_dim, pooled_dim
+           "qwen_image": (64, 0), "lumina2": (64, 0)}
+DETECTION = {"qwen_image": "qwen_detection_patch", "z_image": "zimage_detection_patch"}  # fixture -> its loader patch
 LEFT_OUT = {"CLIPLoader", "DualCLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode"}
 
 
@@ -106,7 +111,11 @@ def test_workflow_runs_on_tiny_models(env, example_image, caplog, name):
     assert saves, f"{name} saves nothing"
     out_dir = Path(folder_paths.get_output_directory())
     before = {key: set(out_dir.glob(inputs["filename_prefix"] + "*")) for key, inputs in saves.items()}
-    with caplog.at_level(logging.INFO, logger="foveated"):
+    tiny = {TINY[v] for _k, _t, w, *_ in workflow_specs.WORKFLOWS[name]["nodes"] for v in w.values()
+            if isinstance(v, str) and v in TINY}
+    with contextlib.ExitStack() as stack, caplog.at_level(logging.INFO, logger="foveated"):
+        for key in sorted(tiny & set(DETECTION)):  # the tiny Qwen-Image / Z-Image load inside their patches
+            stack.enter_context(getattr(env.tiny_qwen_zimage, DETECTION[key])())
         r = env.harness.run_prompt(env.handle, prompt, clear_cache=True)
 
     spec = workflow_specs.WORKFLOWS[name]["nodes"]
