@@ -121,15 +121,31 @@ def test_all_full_resolution_equals_native(env, models, key, batch):
 
 
 @pytest.mark.parametrize("key", KEYS)
-@pytest.mark.parametrize("k, grid", [(1, (8, 12)), (1, (6, 10)), (2, (8, 12)), (2, (12, 8))])
+@pytest.mark.parametrize("k, grid", [(1, (8, 12)), (1, (6, 10)), (2, (8, 12)), (2, (12, 8)), (3, (16, 24))])
 def test_all_low_resolution_equals_native_low_resolution(env, models, key, k, grid):
     """(6, 10) at 1/2 and (12, 8) at 1/4: the low-resolution grid's centre is not the full
-    grid's centre / 2^k (Qwen-Image centres ids with integer division)."""
+    grid's centre / 2^k (Qwen-Image centres ids with integer division). Z-Image at (8, 12)
+    and 1/4: the 6 image tokens pad to 32, as long as the 7 text tokens pad to (the strip
+    takes 32 extra rows, keys of nobody, so the refiner is told apart from the text)."""
     m = models[key]
     layout = _layout(env, torch.full((1,) + grid, k, dtype=torch.long))
     canvas = _canvas(env, m, layout, batch=2)
     low = canvas[..., :: 2**k, :: 2**k]
     assert_close(m.foveated(canvas, layout), upsample(m.native(low), k), ATOL)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("rope", [{"shift_x": 3.0, "shift_y": 1.5}, {"scale_x": 2.0, "scale_y": 0.5, "shift_x": 1.0}])
+def test_z_image_all_low_resolution_with_rope_options(env, models, k, rope):
+    """rope_options (scale and shift of the spatial ids, which pos_ids_x reads): all 1/2^k
+    == native at 1/2^k with the same options."""
+    m = models["z_image"]
+    layout = _layout(env, torch.full((1, 8, 12), k, dtype=torch.long))
+    canvas = _canvas(env, m, layout)
+    low = canvas[..., :: 2**k, :: 2**k]
+    topts = lambda: {"rope_options": dict(rope)}  # noqa: E731
+    assert_close(m.foveated(canvas, layout, transformer_options=topts()),
+                 upsample(m.native(low, transformer_options=topts()), k), ATOL)
 
 
 @pytest.mark.parametrize("key, method", [("qwen_image", m) for m in (None, "index", "offset", "negative_index")]
@@ -298,7 +314,7 @@ def test_z_image_pads_like_the_native_model_and_strip_padding_changes_nothing(en
 def test_bf16_invariants(env, models, key):
     """Qwen-Image: all-full and all-1/2 run exactly the native computations (bit-identical).
     Z-Image rotates q and k once more from the strip's ids to the true ones (one more bf16
-    rounding), so all-full and a mixed layout stay within 2x native's own bf16 error."""
+    rounding), so all-full, all-1/2 and a mixed layout stay within 2x native's own bf16 error."""
     m32, m16 = models[key], Model(env, key, torch.bfloat16)
     full = _layout(env, torch.zeros(1, 8, 12, dtype=torch.long))
     x = torch.randn(m16.shape(1, 8, 12))
@@ -312,6 +328,9 @@ def test_bf16_invariants(env, models, key):
         assert torch.equal(m16.foveated(canvas, low), upsample(m16.native(canvas[..., ::2, ::2]), 1))
     else:
         assert 0 < float((m16.foveated(x, full).float() - m32.native(x)).abs().max()) <= 2 * nat_err
+        low_nat = upsample(m32.native(canvas[..., ::2, ::2]), 1)
+        low_err = float((m16.native(canvas[..., ::2, ::2]).float() - m32.native(canvas[..., ::2, ::2])).abs().max())
+        assert 0 < float((m16.foveated(canvas, low).float() - low_nat).abs().max()) <= 2 * low_err
     fov_err = float((m16.foveated(mixed, layout).float() - m32.foveated(mixed, layout)).abs().max())
     assert 0 < fov_err <= 2 * nat_err, (fov_err, nat_err)
 

@@ -103,3 +103,28 @@ def test_unsupported_inputs_are_clear_errors(env):
     ksampler(p, fm, pos, neg, layered, steps=1)
     with pytest.raises(env.harness.PromptExecutionError, match="single images.*Layered"):
         run(env, "qwen_image", p)
+
+
+@pytest.mark.parametrize("key", ["qwen_image", "z_image"])
+@pytest.mark.parametrize("with_fovea", [False, True])
+def test_progressive_resolution_runs_its_stages(env, caplog, key, with_fovea):
+    """Progressive Resolution (1/2, then full resolution or, with a fovea, the fovea) on both
+    families: two stages logged, a finite sample, a canonical canvas with a fovea."""
+    import logging
+    import re
+
+    p = Prompt()
+    m, v, lat, pos, neg = _base(env, p, key)
+    f = fovea(p, x=0.4, y=0.5, radius=0.3, width=W, height=H) if with_fovea else None
+    pm = p.add("ProgressiveResolution", model=p.out(m), scales="0.5, 1", switch_at="manual sigmas", delta=0.05,
+               spectrum="FLUX", manual_sigmas="0.9", transform="dct", noise="fast", seed=0, A=1.0, beta=1.0,
+               **({"fovea": p.out(f)} if f else {}))
+    s = ksampler(p, pm, pos, neg, lat, steps=4)
+    with caplog.at_level(logging.INFO, logger="foveated"):
+        r = run(env, key, p)
+    latent = r[s][0]["samples"]
+    assert torch.isfinite(latent).all() and r[pm][1].startswith("stages 0.5 -> 1")
+    logged = [msg for msg in caplog.messages if msg.startswith("Progressive")]
+    assert logged and NAME[key] in logged[-1] and len(re.findall(r"% tokens x \d+ steps", logged[-1])) == 2, logged
+    if f:
+        assert _packing(env, latent, r[f][0]).is_canonical(latent)
