@@ -121,12 +121,16 @@ def test_all_full_resolution_equals_native(env, models, key, batch):
 
 
 @pytest.mark.parametrize("key", KEYS)
-@pytest.mark.parametrize("k, grid", [(1, (8, 12)), (1, (6, 10)), (2, (8, 12)), (2, (12, 8)), (3, (16, 24))])
+@pytest.mark.parametrize("k, grid", [(1, (8, 12)), (1, (6, 10)), (2, (8, 12)), (2, (12, 8)), (3, (16, 24)),
+                                     (1, (16, 12))])
 def test_all_low_resolution_equals_native_low_resolution(env, models, key, k, grid):
     """(6, 10) at 1/2 and (12, 8) at 1/4: the low-resolution grid's centre is not the full
-    grid's centre / 2^k (Qwen-Image centres ids with integer division). Z-Image at (8, 12)
-    and 1/4: the 6 image tokens pad to 32, as long as the 7 text tokens pad to (the strip
-    takes 32 extra rows, keys of nobody, so the refiner is told apart from the text)."""
+    grid's centre / 2^k (Qwen-Image centres ids with integer division). Z-Image: up to 32
+    low-resolution tokens pad to 32, as many as the 7 text tokens pad to, so the noise
+    refiner's sequence would be as long as the context refiner's, and the override tells
+    them apart by length only: the strip takes 32 more rows (keys of nobody). Without them
+    every grid here but (16, 12) fails; (16, 12) at 1/2 (48 tokens, padded to 64) is the
+    ordinary case."""
     m = models[key]
     layout = _layout(env, torch.full((1,) + grid, k, dtype=torch.long))
     canvas = _canvas(env, m, layout, batch=2)

@@ -20,7 +20,10 @@ block replacement, so the true positions can only be given in the attention over
      image | padding]) and the context refiner (text only: passed through) apart by
      length; the strip gets extra rows (keys of nobody, outputs dropped) so that the model
      pads it with exactly as many x_pad_tokens as it pads the native image at the base
-     level, and so that the refiner's length is never the text's.
+     level, and so that the refiner's length is never the text's (were they equal, the
+     context refiner's text would be rotated as image rows: e.g. any 1/2^k grid of at most
+     32 tokens with a prompt of at most 32 tokens; tests/test_comfy_qwen_zimage.py fails
+     on those without the extra rows).
 Z-Image Omni reference images (ref_latents) and the Fun ControlNet block patches are
 refused with a clear error.
 """
