@@ -36,7 +36,7 @@ class ApplyFoveation(io.ComfyNode):
                         "with Foveated Decode (plain VAE Decode shows a blocky periphery).",
             search_aliases=["foveated diffusion", "foveation", "gaze"],
             inputs=[
-                io.Model.Input("model", tooltip="A FLUX.1, FLUX.2 or Chroma model (LoRAs applied before this node)."),
+                io.Model.Input("model", tooltip="A FLUX.1, FLUX.2, Chroma, Wan, Qwen-Image or Z-Image model (LoRAs applied before this node)."),
                 FOVEA.Input("fovea", tooltip="Where to keep full resolution (Fovea, Fovea from Mask/Boxes/Saliency)."),
                 io.Latent.Input("latent", optional=True,
                                 tooltip="Optional: the latent you will sample, to show the token count and the "

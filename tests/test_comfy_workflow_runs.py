@@ -1,7 +1,8 @@
 """Every example workflow runs: its spec (tests/workflow_specs.py) converted to the API prompt
 the frontend queues, on the tiny checkpoints, at a tiny size, through ComfyUI's executor.
 
-What the tiny run changes, and nothing else: model files become the tiny ones; the text
+What the tiny run changes, and nothing else: model files become the tiny ones (the tiny
+Qwen-Image and Z-Image load inside their detection patches, tests/comfy_fixtures/tiny_qwen_zimage.py); the text
 encoders become random conditioning of the tiny model's width (the fixtures have no text
 encoder) and the CLIP vision nodes are left out (no CLIP vision fixture; WanImageToVideo runs
 without clip_vision_output, as in tests/test_comfy_wan_nodes.py); sizes shrink about 8x (Kontext's
