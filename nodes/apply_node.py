@@ -36,8 +36,8 @@ class ApplyFoveation(io.ComfyNode):
                         "with Foveated Decode (plain VAE Decode shows a blocky periphery).",
             search_aliases=["foveated diffusion", "foveation", "gaze"],
             inputs=[
-                io.Model.Input("model", tooltip="A FLUX.1, FLUX.2, Chroma, Wan 2.1 / 2.2 or HunyuanVideo 1.0 / 1.5 model "
-                                                "(LoRAs applied before this node)."),
+                io.Model.Input("model", tooltip="A FLUX.1, FLUX.2, Chroma, Qwen-Image, Z-Image, Wan 2.1 / 2.2 or "
+                                                "HunyuanVideo 1.0 / 1.5 model (LoRAs applied before this node)."),
                 FOVEA.Input("fovea", tooltip="Where to keep full resolution (Fovea, Fovea from Mask/Boxes/Saliency)."),
                 io.Latent.Input("latent", optional=True,
                                 tooltip="Optional: the latent you will sample, to show the token count and the "

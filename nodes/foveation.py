@@ -231,20 +231,32 @@ def diffusion_model_wrapper(executor, *args, **kwargs):
     return unpack_strip(out, call.source_index, (x.shape[0], out.shape[1]) + tuple(x.shape[2:]))
 
 
+ATTENTION_ARGS = ("mask", "attn_precision", "skip_reshape", "skip_output_reshape")  # after (q, k, v, heads)
+
+
+def attention_kwargs(args, kwargs) -> dict:
+    """An optimized_attention call's arguments after (q, k, v, heads), all as keywords
+    (some models pass the mask positionally, e.g. Qwen-Image's text mask)."""
+    return dict(zip(ATTENTION_ARGS, args), **kwargs) if args else kwargs
+
+
 def make_attention_override(state: CallState, previous=None):
     """An optimized_attention override: phase-aligned attention over the packed sequence.
 
     `func` is the attention implementation ComfyUI selected (SDPA, sage, ...); it runs on
     each contiguous run of queries, returning (B, heads, n, D) pieces that are joined once.
     Calls whose sequence is not the packed one (e.g. cross-attention to text) and layouts
-    with a single level pass straight through.
+    with a single level pass straight through, unless the strip is padded (torch.compile):
+    padding rows are nobody's keys.
     """
     def override(func, q, k, v, heads, *args, **kwargs):
         call = (lambda *a, **kw: previous(func, *a, **kw)) if previous is not None else func
+        kwargs, args = attention_kwargs(args, kwargs), ()
         plan = state.plan
         skip_reshape = kwargs.get("skip_reshape", False)
         seq_dim = 2 if skip_reshape else 1
-        if (plan is None or len(plan.groups) == 1 or q.shape[seq_dim] != plan.q_len
+        padded = plan is not None and plan.suffix_start != plan.image_end  # strip rows nobody may see
+        if (plan is None or (len(plan.groups) == 1 and not padded) or q.shape[seq_dim] != plan.q_len
                 or k.shape[seq_dim] != plan.seq_len):
             return call(q, k, v, heads, *args, **kwargs)
         mask = kwargs.get("mask", None)

@@ -12,9 +12,9 @@ from .types import FOVEA
 
 PREVIEW_PX = 512  # long side of the preview the node shows (and the Fovea canvas draws behind the gaze)
 # DiT latent pixels per token edge, by the VAE's latent channels: the supported families
-# patchify 2x2 latent pixels (FLUX.1, Chroma, Wan 2.1, HunyuanVideo 1.0: 16 channels; Wan 2.2
-# 5B: 48), except FLUX.2, whose VAE already packs 2x2 into its 128 channels, and HunyuanVideo
-# 1.5, whose 16x VAE (32 channels) feeds the DiT one latent pixel per token.
+# patchify 2x2 latent pixels (FLUX.1, Chroma, Z-Image, Qwen-Image, Wan 2.1, HunyuanVideo 1.0: 16
+# channels; Wan 2.2 5B: 48), except FLUX.2, whose VAE already packs 2x2 into its 128 channels, and
+# HunyuanVideo 1.5, whose 16x VAE (32 channels) feeds the DiT one latent pixel per token.
 DIT_PATCH_BY_LATENT_CHANNELS = {16: 2, 32: 1, 48: 2, 128: 1}
 _layouts = LayoutCache(size=8)  # decoders, packings and blend weights live on these layouts
 
@@ -25,7 +25,7 @@ def token_geometry(vae) -> tuple[int, int, int]:
     ch, ds = getattr(vae, "latent_channels", None), vae.spacial_compression_decode()
     if ch not in DIT_PATCH_BY_LATENT_CHANNELS or not isinstance(ds, int):
         raise ValueError(f"this VAE ({ch} latent channels, {ds}x) belongs to no model family foveation supports; "
-                         f"use the VAE of a FLUX.1, FLUX.2, Chroma, Wan or HunyuanVideo model")
+                         f"use the VAE of a FLUX.1, FLUX.2, Chroma, Qwen-Image, Z-Image, Wan or HunyuanVideo model")
     p = DIT_PATCH_BY_LATENT_CHANNELS[ch]
     return p, p * ds, vae.temporal_compression_decode() or 1
 

@@ -103,7 +103,7 @@ class _SamplerSample:
             raise ValueError("Progressive Resolution does not support inpainting masks yet; remove the noise mask or "
                              "use Apply Foveation instead.")
         if not isinstance(model_wrap.inner_model.model_sampling, comfy.model_sampling.CONST):
-            raise ValueError("Progressive Resolution needs a flow-matching model (FLUX, Chroma, Wan); this model "
+            raise ValueError("Progressive Resolution needs a flow-matching model (FLUX, Chroma, Wan, Qwen-Image, Z-Image); this model "
                              "samples otherwise.")
         grid, p = self.adapter.token_grid(tuple(noise.shape))
         stages = self.patch.stages(grid)

@@ -32,7 +32,7 @@ class ProgressiveResolution(io.ComfyNode):
                         "grows over time and space.",
             search_aliases=["SPD", "spectral progressive diffusion", "progressive foveation", "SamplerSPEED"],
             inputs=[
-                io.Model.Input("model", tooltip="A FLUX.1, FLUX.2, Chroma or Wan model."),
+                io.Model.Input("model", tooltip="A FLUX.1, FLUX.2, Chroma, Wan, Qwen-Image or Z-Image model."),
                 io.String.Input("scales", default="0.5, 1",
                                 tooltip="Stage sizes as fractions of full resolution, coarsest first, ending at 1: "
                                         "0.5, 1 (two stages) or 0.25, 0.5, 1 (three)."),

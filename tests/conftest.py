@@ -163,7 +163,7 @@ def env(tmp_path_factory):
         pytest.skip(COMFY_REASON)
     from types import SimpleNamespace
 
-    from comfy_fixtures import harness, tiny_hunyuan, tiny_models, tiny_wan
+    from comfy_fixtures import harness, tiny_hunyuan, tiny_models, tiny_qwen_zimage, tiny_wan
 
     base = tmp_path_factory.mktemp("comfyui")
     models = base / "models"
@@ -172,8 +172,10 @@ def env(tmp_path_factory):
                                                       in_channels=96, seed=5)  # FLUX.1 Fill: 16 + 16 + 64 channels
     infos.update(tiny_wan.write_all(models))
     infos.update(tiny_hunyuan.write_all(models))
+    infos.update(tiny_qwen_zimage.write_all(models))
     handle = harness.boot_comfyui(COMFY_ROOT, models, base / "output", [PACK_ROOT])
     harness.register_nodes(handle, harness.harness_test_nodes())
     pack = sys.modules[str(PACK_ROOT).replace(".", "_x_")]
     return SimpleNamespace(handle=handle, pack=pack, models=models, infos=infos, harness=harness,
-                           tiny_models=tiny_models, tiny_wan=tiny_wan, tiny_hunyuan=tiny_hunyuan, root=COMFY_ROOT)
+                           tiny_models=tiny_models, tiny_wan=tiny_wan, tiny_hunyuan=tiny_hunyuan,
+                           tiny_qwen_zimage=tiny_qwen_zimage, root=COMFY_ROOT)

@@ -91,6 +91,42 @@ def dense_reference_attention(
     return out
 
 
+def dense_reference_attention_frames(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    frames: dict,
+    token_levels: torch.Tensor,
+    on_lattice: dict,
+    rope_fn: Callable,
+    scale: Optional[float] = None,
+) -> torch.Tensor:
+    """dense_reference_attention for models whose frames are not "spatial ids / 2^f"
+    (Qwen-Image centres its ids on each grid and moves its text ids with the grid size).
+
+    q, k, v: (B, H, N, D), un-rotated. frames[f]: (N, A) ids of the whole sequence in the
+    frame of level f (e.g. what the native forward builds for the 1/2^f latent).
+    token_levels: (N,) level of each image token, -1 for tokens every query sees (text,
+    references), -2 for tokens no query sees (padding). on_lattice[f]: (N,) bool, image
+    tokens whose position is a multiple of 2^f. Query i of level f (others: the finest
+    level present) rotates itself and its keys by frames[f] and sees the -1 tokens plus the
+    image tokens on the 2^f lattice.
+    """
+    B, H, N, D = q.shape
+    scale = scale if scale is not None else 1.0 / math.sqrt(D)
+    is_img = token_levels >= 0
+    base = int(token_levels[is_img].min())
+    out = torch.empty_like(q)
+    for i in range(N):
+        f = int(token_levels[i]) if is_img[i] else base
+        allowed = (token_levels == -1) | (is_img & on_lattice[f])
+        qi = rope_fn(q[:, :, i : i + 1], frames[f][i : i + 1])
+        kj = rope_fn(k[:, :, allowed], frames[f][allowed])
+        logits = (qi @ kj.transpose(-1, -2)) * scale
+        out[:, :, i : i + 1] = torch.softmax(logits.double(), dim=-1).to(q.dtype) @ v[:, :, allowed]
+    return out
+
+
 def phase_aligned(plan: SequencePlan, ids: torch.Tensor, axes_dim):
     """Fast path as a model runs it: q and k rotated natively in the base frame, then
     phase-aligned attention rotating each coarser group by the frame difference."""

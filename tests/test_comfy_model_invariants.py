@@ -135,6 +135,17 @@ def test_all_low_resolution_equals_native_low_resolution(env, families, key, k):
     _close(fam.foveated(canvas, layout), upsample(fam.native(low), k))
 
 
+@pytest.mark.parametrize("key", ["flux2_klein", "chroma"])
+def test_padded_strip_with_one_level_equals_native_low_resolution(env, families, key):
+    """The strip is padded under torch.compile; with a one-level layout (all 1/2, e.g. a
+    Progressive Resolution stage) the padding rows must still be nobody's keys."""
+    fam = families[key]
+    layout = _layout(env, torch.full((1, 8, 8), 1, dtype=torch.long))
+    canvas = _canvas(env, fam, layout)
+    low = upsample(fam.native(canvas[..., ::2, ::2]), 1)
+    _close(fam.foveated(canvas, layout, image_rows=layout.n_tokens + 5), low)
+
+
 @pytest.mark.parametrize(
     "key, method",
     [("flux1_dev", m) for m in (None, "index", "uxo")]

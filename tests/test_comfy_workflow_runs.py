@@ -1,12 +1,14 @@
 """Every example workflow runs: its spec (tests/workflow_specs.py) converted to the API prompt
 the frontend queues, on the tiny checkpoints, at a tiny size, through ComfyUI's executor.
 
-What the tiny run changes, and nothing else: model files become the tiny ones; the text
+What the tiny run changes, and nothing else: model files become the tiny ones (the tiny
+Qwen-Image and Z-Image load inside their detection patches, tests/comfy_fixtures/tiny_qwen_zimage.py); the text
 encoders become random conditioning of the tiny model's width (the fixtures have no text
 encoder) and the CLIP vision nodes are left out (no CLIP vision fixture; WanImageToVideo runs
 without clip_vision_output, as in tests/test_comfy_wan_nodes.py); sizes shrink about 8x (Kontext's
 image scale node, which always scales to about 1 MP, becomes an ImageScale to the tiny size),
 videos to FRAMES frames (gaze keyframes moved along) and sampling to STEPS steps."""
+import contextlib
 import json
 import logging
 import re
@@ -28,9 +30,16 @@ TINY = {  # the example workflows' files -> the fixture (env.infos key) that sta
     "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors": "wan22_t2v_14b_low", "wan_2.1_vae.safetensors": "wan21_vae",
     "hunyuanvideo1.5_720p_t2v_fp16.safetensors": "hunyuan_video15_t2v",
     "hunyuanvideo15_vae_fp16.safetensors": "hunyuan15_vae",
+    "qwen_image_fp8_e4m3fn.safetensors": "qwen_image", "qwen_image_vae.safetensors": "wan21_vae",
+    "z_image_turbo_bf16.safetensors": "z_image",
 }
 CONTEXT = {"flux": (64, 32), "flux2": (64, 0), "wan": (4096, 0),  # CLIP type -> tiny context_dim, pooled_dim
-           "hunyuan_video_15": (64, 8)}  # model_base.HunyuanVideo reads a pooled output; 1.5 ignores it
+           "hunyuan_video_15": (64, 8),  # model_base.HunyuanVideo reads a pooled output; 1.5 ignores it
+           "qwen_image": (64, 0), "lumina2": (64, 0)}
+DETECTION = {  # fixture -> (env module, its loader patch): these tiny files load only inside their patch
+    "qwen_image": ("tiny_qwen_zimage", "qwen_detection_patch"), "z_image": ("tiny_qwen_zimage", "zimage_detection_patch"),
+    "hunyuan15_vae": ("tiny_hunyuan", "hunyuan15_vae_detection_patch"),  # its widths read from the tensors
+}
 LEFT_OUT = {"CLIPLoader", "DualCLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode"}
 
 
@@ -109,8 +118,12 @@ def test_workflow_runs_on_tiny_models(env, example_image, caplog, name):
     assert saves, f"{name} saves nothing"
     out_dir = Path(folder_paths.get_output_directory())
     before = {key: set(out_dir.glob(inputs["filename_prefix"] + "*")) for key, inputs in saves.items()}
-    # the tiny HunyuanVideo 1.5 VAE loads only with its widths read from the tensors (tiny_hunyuan)
-    with caplog.at_level(logging.INFO, logger="foveated"), env.tiny_hunyuan.hunyuan15_vae_detection_patch():
+    tiny = {TINY[v] for _k, _t, w, *_ in workflow_specs.WORKFLOWS[name]["nodes"] for v in w.values()
+            if isinstance(v, str) and v in TINY}
+    with contextlib.ExitStack() as stack, caplog.at_level(logging.INFO, logger="foveated"):
+        for key in sorted(tiny & set(DETECTION)):
+            module, patch = DETECTION[key]
+            stack.enter_context(getattr(getattr(env, module), patch)())
         r = env.harness.run_prompt(env.handle, prompt, clear_cache=True)
 
     spec = workflow_specs.WORKFLOWS[name]["nodes"]

@@ -27,7 +27,6 @@ MODEL_SOURCES = {
     "ae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/vae/ae.safetensors"),
     "flux1-dev-kontext_fp8_scaled.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/split_files/diffusion_models/flux1-dev-kontext_fp8_scaled.safetensors"),
     "hunyuanvideo1.5_720p_t2v_fp16.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/diffusion_models/hunyuanvideo1.5_720p_t2v_fp16.safetensors"),
-    "qwen_2.5_vl_7b_fp8_scaled.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"),
     "byt5_small_glyphxl_fp16.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/text_encoders/byt5_small_glyphxl_fp16.safetensors"),
     "hunyuanvideo15_vae_fp16.safetensors": ("vae", "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/vae/hunyuanvideo15_vae_fp16.safetensors"),
     "wan2.1_t2v_1.3B_fp16.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors?download=true"),
@@ -37,6 +36,10 @@ MODEL_SOURCES = {
     "umt5_xxl_fp8_e4m3fn_scaled.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors"),
     "wan_2.1_vae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors"),
     "clip_vision_h.safetensors": ("clip_vision", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/clip_vision/clip_vision_h.safetensors"),
+    "qwen_image_fp8_e4m3fn.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/diffusion_models/qwen_image_fp8_e4m3fn.safetensors"),
+    "qwen_2.5_vl_7b_fp8_scaled.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"),
+    "qwen_image_vae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors"),
+    "z_image_turbo_bf16.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/diffusion_models/z_image_turbo_bf16.safetensors"),
 }
 PAPER_LORA_REPO = "https://huggingface.co/bchao1/foveated-diffusion"
 CANVAS_NODES = {"Fovea", "GazePath"}  # nodes with the pack's canvas widget
@@ -166,6 +169,62 @@ WORKFLOWS = {
             ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
                                                           "fovea": ("fovea", 0)}),
             ("save", "SaveImage", {"filename_prefix": "foveated/kontext_edit"}, {"images": ("decode", 0)}),
+        ],
+    },
+    "qwen_image_foveated_t2i": {
+        "about": "Qwen-Image, text to image, foveated with a 1/2 periphery, 1328x1328.",
+        "nodes": [
+            _note("## Qwen-Image foveated text-to-image\n\nClick in the **Fovea** node to move the gaze, drag to "
+                  "size it. Text is never foveated, so long prompts render as usual; put the fovea where the "
+                  "detail matters.\n\nModels: `qwen_image_fp8_e4m3fn.safetensors` (diffusion_models), "
+                  "`qwen_2.5_vl_7b_fp8_scaled.safetensors` (text_encoders), `qwen_image_vae.safetensors` (vae)."),
+            ("unet", "UNETLoader", {"unet_name": "qwen_image_fp8_e4m3fn.safetensors", "weight_dtype": "default"}, {}),
+            ("shift", "ModelSamplingAuraFlow", {"shift": 3.1}, {"model": ("unet", 0)}),
+            ("clip", "CLIPLoader", {"clip_name": "qwen_2.5_vl_7b_fp8_scaled.safetensors", "type": "qwen_image",
+                                    "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "a bookshop window at night with a hand-painted sign reading "
+                                               "\"Foveated Books\", warm light, rain on the glass"},
+             {"clip": ("clip", 0)}),
+            ("neg", "CLIPTextEncode", {"text": ""}, {"clip": ("clip", 0)}),
+            ("latent", "EmptySD3LatentImage", {"width": 1328, "height": 1328, "batch_size": 1}, {}),
+            ("fovea", "Fovea", {"x": 0.5, "y": 0.45, "radius": 0.3, "aspect": 1.0, "rotation": 0.0,
+                                "extra_gazes": "[]", "width": 1328, "height": 1328, "periphery": "1/2 resolution",
+                                "ring_scale": 2.0, "feather": 0.03}, {}),
+            ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("fovea", 0), "latent": ("latent", 0)}),
+            ("sampler", "KSampler", {"seed": 11, "steps": 20, "cfg": 2.5, "sampler_name": "euler",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "qwen_image_vae.safetensors"}, {}),
+            ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                          "fovea": ("fovea", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "foveated/qwen_image"}, {"images": ("decode", 0)}),
+        ],
+    },
+    "z_image_turbo_foveated_t2i": {
+        "about": "Z-Image Turbo, text to image in 8 steps, foveated with rings (1/2 then 1/4), 1024x1024.",
+        "nodes": [
+            _note("## Z-Image Turbo foveated text-to-image\n\nEight steps at CFG 1, as ComfyUI's Z-Image Turbo "
+                  "template. The periphery uses rings: 1/2 resolution around the fovea, 1/4 further out.\n\n"
+                  "Models: `z_image_turbo_bf16.safetensors` (diffusion_models), `qwen_3_4b.safetensors` "
+                  "(text_encoders), `ae.safetensors` (vae)."),
+            ("unet", "UNETLoader", {"unet_name": "z_image_turbo_bf16.safetensors", "weight_dtype": "default"}, {}),
+            ("shift", "ModelSamplingAuraFlow", {"shift": 3.0}, {"model": ("unet", 0)}),
+            ("clip", "CLIPLoader", {"clip_name": "qwen_3_4b.safetensors", "type": "lumina2", "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "close-up of a hummingbird at a red flower, garden in soft focus"},
+             {"clip": ("clip", 0)}),
+            ("neg", "CLIPTextEncode", {"text": ""}, {"clip": ("clip", 0)}),
+            ("latent", "EmptySD3LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}, {}),
+            ("fovea", "Fovea", {"x": 0.45, "y": 0.45, "radius": 0.25, "aspect": 1.0, "rotation": 0.0,
+                                "extra_gazes": "[]", "width": 1024, "height": 1024,
+                                "periphery": "rings: 1/2 then 1/4", "ring_scale": 2.0, "feather": 0.03}, {}),
+            ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("fovea", 0), "latent": ("latent", 0)}),
+            ("sampler", "KSampler", {"seed": 5, "steps": 8, "cfg": 1.0, "sampler_name": "res_multistep",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "ae.safetensors"}, {}),
+            ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                          "fovea": ("fovea", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "foveated/z_image_turbo"}, {"images": ("decode", 0)}),
         ],
     },
     "box_guided_generation": {

@@ -4,11 +4,14 @@ from __future__ import annotations
 from .chroma import ChromaAdapter
 from .flux import FluxAdapter
 from .hunyuan_video import HunyuanVideoAdapter
+from .qwen_image import QwenImageAdapter
 from .wan import WanAdapter
+from .z_image import ZImageAdapter
 
-ADAPTERS = (FluxAdapter, ChromaAdapter, WanAdapter, HunyuanVideoAdapter)
-SUPPORTED = ("FLUX.1 (dev, schnell, Kontext, Fill), FLUX.2 ([klein], [dev]), Chroma, Wan 2.1 / 2.2 "
-             "(T2V, I2V, FLF2V, TI2V 5B, the 14B experts) and HunyuanVideo 1.0 / 1.5 (T2V, I2V)")
+ADAPTERS = (FluxAdapter, ChromaAdapter, QwenImageAdapter, ZImageAdapter, WanAdapter, HunyuanVideoAdapter)
+SUPPORTED = ("FLUX.1 (dev, schnell, Kontext, Fill), FLUX.2 ([klein], [dev]), Chroma, Qwen-Image (2512, Edit 2509 / "
+             "2511), Z-Image (Turbo, base), Wan 2.1 / 2.2 (T2V, I2V, FLF2V, TI2V 5B, the 14B experts) and "
+             "HunyuanVideo 1.0 / 1.5 (T2V, I2V)")
 
 
 def adapter_for(model_patcher):
