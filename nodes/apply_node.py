@@ -1,8 +1,6 @@
 """Apply Foveation: MODEL + FOVEA -> MODEL (a keyed-wrapper patch on a clone)."""
 from __future__ import annotations
 
-import dataclasses
-
 from comfy_api.latest import io, ui
 
 from ..fov_core import TokenLayout, format_readout, rasterize, readout
@@ -10,17 +8,17 @@ from .adapters import adapter_for
 from .foveation import FoveationPatch
 from .types import FOVEA
 
-ASSUMED_TEXT_TOKENS = 512
+# The key of Apply Foveation's ui that carries the model's token size and FLOP model to the canvas
+# widgets of the Fovea / Gaze Path nodes feeding it (web/fovea_widget.js reads it from the
+# "executed" event).
+WIDGET_MODEL_KEY = "fovea_model"
 
 
 def latent_readout(adapter, fovea, latent: dict) -> str:
     samples = latent["samples"]
     grid, _ = adapter.token_grid(tuple(samples.shape))
     layout = TokenLayout(rasterize(fovea, grid))
-    dims = adapter.dims(None, {})
-    if dims is not None:
-        dims = dataclasses.replace(dims, text_tokens=ASSUMED_TEXT_TOKENS)
-    text = format_readout(readout(layout, dims))
+    text = format_readout(readout(layout, adapter.prompt_dims()))
     return f"{adapter.name} {grid.height * grid.token_px}x{grid.width * grid.token_px}: {text}"
 
 
@@ -53,8 +51,11 @@ class ApplyFoveation(io.ComfyNode):
     def execute(cls, model, fovea, latent=None) -> io.NodeOutput:
         adapter_cls = adapter_for(model)
         patched = FoveationPatch(fovea, adapter_cls).install(model)
+        adapter = adapter_cls(model)
         if latent is not None:
-            text = latent_readout(adapter_cls(model), fovea, latent)
+            text = latent_readout(adapter, fovea, latent)
         else:
-            text = f"{adapter_cls.name}: connect a latent to see the token count (it is logged at every run)"
-        return io.NodeOutput(patched, text, ui=ui.PreviewText(text))
+            text = f"{adapter.name}: connect a latent to see the token count (it is logged at every run)"
+        # ui values are lists (the executor concatenates them); the text is shown on the node
+        return io.NodeOutput(patched, text,
+                             ui={**ui.PreviewText(text).as_dict(), WIDGET_MODEL_KEY: [adapter.widget_model()]})

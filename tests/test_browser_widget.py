@@ -6,6 +6,7 @@ clicks did to the widget values and what queueing sent to the server, with the c
 canvas and with the Vue node renderer. Screenshots: tests/browser/artifacts/.
 Set up with: apt-get install chromium; cd tests/browser && npm install.
 """
+import dataclasses
 import json
 import os
 import re
@@ -23,7 +24,8 @@ import torch
 
 import workflow_specs
 from conftest import COMFY_ROOT, PACK_ROOT
-from fov_core import Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, TokenGrid, TokenLayout, rasterize
+from fov_core import (DiTDims, Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, TokenGrid, TokenLayout, rasterize,
+                      readout)
 
 pytestmark = pytest.mark.browser
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
@@ -165,12 +167,57 @@ def _check_video_canvas(v):
     assert m and [int(g) for g in m.groups()] == [TokenLayout(levels).n_tokens, full * grid.frames], v["readout"]
 
 
+# Models an Apply Foveation reports in its ui (nodes/adapters/base.py FamilyAdapter.widget_model;
+# tests/test_comfy_widget_model.py checks real runs): Wan 2.2 TI2V 5B and HunyuanVideo at full size.
+MODELS = {
+    "image": {"family": "Wan 2.2 5B", "token_px": 32, "frame_stride": 4,
+              "dims": dataclasses.asdict(DiTDims(hidden=3072, mlp_hidden=14336, blocks=30, context_tokens=512))},
+    "video": {"family": "HunyuanVideo", "token_px": 16, "frame_stride": 4,
+              "dims": dataclasses.asdict(DiTDims(hidden=3072, mlp_hidden=12288, blocks=60, text_tokens=512))},
+}
+
+
+def _flops_text(r):
+    return f"FLOP-ideal {r['ideal_speedup']:.2f}x"
+
+
+def _check_models(s):
+    """Before a run the widgets say which model they assume; after an Apply Foveation's executed
+    event, the canvas nodes feeding it count in its tokens, with its FLOP model and its name."""
+    before, after = s["before"], s["after"]
+    for k in ("a", "b", "c"):
+        assert "/4096 tokens" in before[k] and "(FLUX.2 [klein] 4B, 16 px tokens; assumed until Apply Foveation runs)" \
+            in before[k], before[k]
+    assert "(Wan 2.1 1.3B, 16 px tokens; assumed until Apply Foveation runs)" in before["path"], before["path"]
+    assert after["c"] == before["c"]  # feeds no Apply Foveation
+    # the merged chain a -> b -> Apply (in a subgraph): 1024 px in 32 px tokens, Wan 2.2 5B's FLOPs
+    f, p = s["fovea"], s["path"]
+    assert f["periphery"] == p["periphery"] == "1/2 resolution", (f, p)
+    fovea = Fovea((Gaze(f["x"], f["y"], f["radius"], f["aspect"], f["rotation"]),), LevelPolicy.half())
+    grid = TokenGrid(1, f["height"] // 32, f["width"] // 32, token_px=32)
+    assert s["drawnGrid"] == {"H": grid.height, "W": grid.width}, s["drawnGrid"]
+    r = readout(TokenLayout(rasterize(fovea, grid)), DiTDims(**MODELS["image"]["dims"]))
+    for k in ("a", "b"):
+        assert after[k].startswith(f"{r['tokens']}/{r['full_tokens']} tokens"), after[k]
+        assert _flops_text(r) in after[k] and after[k].endswith("(Wan 2.2 5B, 32 px tokens)"), after[k]
+    assert "+ connected fovea" in after["b"]
+    # the Gaze Path: the whole video's FLOP-ideal speedup with HunyuanVideo's, named
+    path = GazePath(tuple(GazeKeyframe(k["frame"], k["x"], k["y"], k["radius"]) for k in json.loads(p["keyframes"])),
+                    p["num_frames"])
+    vgrid = TokenGrid((p["num_frames"] - 1) // 4 + 1, p["height"] // 16, p["width"] // 16, frame_stride=4)
+    rv = readout(TokenLayout(rasterize(Fovea((), LevelPolicy.half(), path=path), vgrid)),
+                 DiTDims(**MODELS["video"]["dims"]))
+    assert f"video: {rv['tokens']}/{rv['full_tokens']} tokens" in after["path"], after["path"]
+    assert f"{_flops_text(rv)} (HunyuanVideo, 16 px tokens)" in after["path"], after["path"]
+    assert "assumed" not in after["a"] + after["b"] + after["path"]
+
+
 def test_canvas_widgets_in_a_real_browser(server):
     server, base = server
     ARTIFACTS.mkdir(exist_ok=True)
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     env = dict(os.environ, COMFY_URL=server, CHROMIUM=chromium, OUT_DIR=str(ARTIFACTS),
-               WORKFLOWS_DIR=str(PACK_ROOT / "workflows"))
+               WORKFLOWS_DIR=str(PACK_ROOT / "workflows"), FOVEA_MODELS=json.dumps(MODELS))
     res = subprocess.run([shutil.which("node"), str(BROWSER_DIR / "widget_test.mjs")], cwd=BROWSER_DIR, env=env,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -204,6 +251,7 @@ def test_canvas_widgets_in_a_real_browser(server):
     assert ":" in sub["own"]["id"] and sub["own"]["id"] in sub["seen"], sub
     assert sub["own"]["src"] and "type=temp" in sub["own"]["src"], sub
     assert "filename=a.png" in (sub["outerFovea"] or "") and "filename=b.png" in (sub["innerFovea"] or ""), sub
+    _check_models(steps["models"])
     r = steps["restore"]
     assert r["x"] == 0.125 and json.loads(r["extra"]) == [[0.75, 0.25, 0.1]]
     assert r["apiInputs"]["x"] == 0.125 and r["apiInputs"]["extra_gazes"] == r["extra"]

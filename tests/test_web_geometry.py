@@ -9,6 +9,7 @@ tests/web/roundtrip.test.mjs takes widget values Python wrote in every form the 
 through the canvas edits (tests/test_comfy_widget_values.py parses the results with the nodes).
 Skipped (with the reason) without node.
 """
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -23,6 +24,23 @@ from fov_core import DiTDims, Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, 
 pytestmark = pytest.mark.pure
 ROOT = Path(__file__).resolve().parents[1]
 KLEIN = DiTDims(hidden=3072, mlp_hidden=9216, blocks=25, text_tokens=512, gated_mlp=True)
+# FLOP models the widget must count as fov_core does: joint text (FLUX), cross-attention context
+# (Wan / HunyuanVideo-style), reference tokens (Kontext / FLUX.2 edit), and all of them at once;
+# with the token sizes the families have (Wan 2.2 5B: 32 px).
+DIMS = [KLEIN,
+        DiTDims(hidden=1536, mlp_hidden=8960, blocks=30, context_tokens=512),
+        DiTDims(hidden=3072, mlp_hidden=12288, blocks=57, text_tokens=512, extra_tokens=4096),
+        DiTDims(hidden=3072, mlp_hidden=14336, blocks=30, context_tokens=257 + 512),
+        DiTDims(hidden=640, mlp_hidden=2048, blocks=3, text_tokens=77, gated_mlp=True, context_tokens=33,
+                extra_tokens=1200)]
+TOKEN_PX = [16, 16, 32]
+
+
+def _tokens(px, tp):
+    """Tokens along a side of px pixels as the widget counts them (Math.round: halves round up). A side
+    that is no multiple of the token size is one no model samples (Apply Foveation names the sizes);
+    the widget still draws it on this grid."""
+    return max(1, int(px / tp + 0.5))
 POLICY = {"1/2 resolution": lambda s: LevelPolicy.half(), "1/4 resolution": lambda s: LevelPolicy.quarter(),
           "rings: 1/2 then 1/4": lambda s: LevelPolicy.rings(s)}
 
@@ -52,22 +70,25 @@ def _cases():
 
 def make_fixtures():
     foveae = []
-    for w, h, per, scale, gazes in _cases():
-        grid = TokenGrid(1, max(1, round(h / 16)), max(1, round(w / 16)))
+    for i, (w, h, per, scale, gazes) in enumerate(_cases()):
+        dims, tp = DIMS[i % len(DIMS)], TOKEN_PX[i % len(TOKEN_PX)]
+        grid = TokenGrid(1, _tokens(h, tp), _tokens(w, tp), token_px=tp)
         fovea = Fovea(tuple(Gaze(*g) for g in gazes), POLICY[per](scale))
         levels = rasterize(fovea, grid)[0]
-        r = readout(TokenLayout(levels[None]), KLEIN)
-        foveae.append({"width": w, "height": h, "periphery": per, "ring_scale": scale,
+        r = readout(TokenLayout(levels[None]), dims)
+        foveae.append({"width": w, "height": h, "periphery": per, "ring_scale": scale, "token_px": tp,
                        "gazes": [dict(zip(("x", "y", "radius", "aspect", "rotation"), g)) for g in gazes],
                        "grid": [grid.height, grid.width], "levels": levels.flatten().tolist(),
-                       "tokens": r["tokens"], "ideal_speedup": r["ideal_speedup"]})
+                       "dims": dataclasses.asdict(dims), "tokens": r["tokens"], "ideal_speedup": r["ideal_speedup"],
+                       "klein_ideal_speedup": readout(TokenLayout(levels[None]), KLEIN)["ideal_speedup"]})
     paths = []
     for kfs, n in [([(0, 0.2, 0.3, 0.1), (30, 0.8, 0.4, 0.3), (50, 0.5, 0.9, 0.2), (80, 0.4, 0.1, 0.25)], 81),
                    ([(5, 0.5, 0.5, 0.3)], 20), ([(0, 0.1, 0.1, 0.1), (9, 0.9, 0.9, 0.4)], 10)]:
         path = GazePath(tuple(GazeKeyframe(*k) for k in kfs), n)
         paths.append({"keyframes": [dict(zip(("frame", "x", "y", "radius"), k)) for k in kfs],
                       "samples": [[f, list(path.sample(f))] for f in range(n)]})
-    return {"foveae": foveae, "paths": paths, "video": video_fixtures()}
+    return {"foveae": foveae, "paths": paths, "video": video_fixtures(),
+            "dims_fields": [f.name for f in dataclasses.fields(DiTDims)], "klein": dataclasses.asdict(KLEIN)}
 
 
 def _video_cases():
@@ -105,12 +126,15 @@ def _video_cases():
 
 def video_fixtures():
     out = []
-    for w, h, per, scale, n, stride, kfs in _video_cases():
+    for i, (w, h, per, scale, n, stride, kfs) in enumerate(_video_cases()):
         assert (n - 1) % stride == 0
-        grid = TokenGrid((n - 1) // stride + 1, round(h / 16), round(w / 16), frame_stride=stride)
+        dims, tp = DIMS[i % len(DIMS)], TOKEN_PX[i % len(TOKEN_PX)]
+        grid = TokenGrid((n - 1) // stride + 1, _tokens(h, tp), _tokens(w, tp), token_px=tp, frame_stride=stride)
         path = GazePath(tuple(GazeKeyframe(*k) for k in kfs), n)
         levels = rasterize(Fovea((), POLICY[per](scale), path=path), grid)
         out.append({"width": w, "height": h, "periphery": per, "ring_scale": scale, "num_frames": n,
+                    "token_px": tp, "dims": dataclasses.asdict(dims),
+                    "ideal_speedup": readout(TokenLayout(levels), dims)["ideal_speedup"],
                     "frame_stride": stride, "keyframes": [dict(zip(("frame", "x", "y", "radius"), k)) for k in kfs],
                     "grid": [grid.frames, grid.height, grid.width],
                     "video_frames_of": [[r.start, r.stop - 1] for r in map(grid.video_frames_of, range(grid.frames))],

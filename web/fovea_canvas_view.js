@@ -69,9 +69,21 @@ export function policyOf(node) {
   return G.policyFor(value(node, "periphery", "1/2 resolution"), value(node, "ring_scale", 2.0));
 }
 
-export function readoutText(map, grid, extra = "") {
-  const r = G.readout(map, grid.H, grid.W);
-  return `${r.tokens}/${r.full} tokens (${(100 * r.ratio).toFixed(1)}%)${extra} · FLOP-ideal ${r.idealSpeedup.toFixed(2)}x (klein 4B)`;
+// The model a line is computed for: "Wan 2.2 5B, 32 px tokens" once an Apply Foveation fed by the
+// node has run, else the widget's default, saying so.
+export function modelLabel(model) {
+  const what = `${model.family}, ${model.token_px} px tokens`;
+  return model.assumed ? `${what}; assumed until Apply Foveation runs` : what;
+}
+
+// "FLOP-ideal 2.10x" for a readout computed with the model's dims ("" when the model has none).
+export function flopText(r) {
+  return r.idealSpeedup === undefined ? "" : ` · FLOP-ideal ${r.idealSpeedup.toFixed(2)}x`;
+}
+
+export function readoutText(map, grid, extra = "", model = G.DEFAULT_IMAGE_MODEL) {
+  const r = G.readout(map, grid.H, grid.W, model.dims);
+  return `${r.tokens}/${r.full} tokens (${(100 * r.ratio).toFixed(1)}%)${extra}${flopText(r)} (${modelLabel(model)})`;
 }
 
 // ------------------------------------------------------------------ one draw per frame
@@ -97,8 +109,10 @@ export function frameCoalescer(fn, raf = (cb) => requestAnimationFrame(cb), caf 
 
 // ------------------------------------------------------------------ shared canvas view
 export class View {
-  constructor(node, draw, extraHeight = 0) {
+  // model: what the view counts and draws tokens for until setModel (G.DEFAULT_IMAGE_MODEL, ...).
+  constructor(node, draw, extraHeight = 0, model = G.DEFAULT_IMAGE_MODEL) {
     this.node = node;
+    this.model = model;
     this.draws = 0; // frames drawn (tests read it)
     this.disposed = false;
     this.image = null;
@@ -148,6 +162,19 @@ export class View {
 
   redraw() {
     if (!this.disposed) this.frame.request();
+  }
+
+  // The model of an Apply Foveation this node feeds, as its "executed" event sent it: its token
+  // size and FLOP model from now on.
+  setModel(model) {
+    if (this.disposed) return;
+    this.model = model;
+    this.redraw();
+  }
+
+  // The token grid of the image this view draws, in the model's token size.
+  grid(L) {
+    return G.gridFor(L.wPx, L.hPx, this.model.token_px);
   }
 
   dispose() {
@@ -213,7 +240,7 @@ export class View {
       ctx.fillRect(L.x0, L.y0, L.rw, L.rh);
       ctx.strokeStyle = "rgba(255,255,255,0.12)";
       ctx.lineWidth = 1;
-      const step = (4 * G.TOKEN_PX * L.rw) / L.wPx;
+      const step = (4 * this.model.token_px * L.rw) / L.wPx;
       for (let x = L.x0; x <= L.x0 + L.rw + 0.5; x += step) line(ctx, x, L.y0, x, L.y0 + L.rh);
       for (let y = L.y0; y <= L.y0 + L.rh + 0.5; y += step) line(ctx, L.x0, y, L.x0 + L.rw, y);
     }

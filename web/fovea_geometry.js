@@ -3,7 +3,8 @@
 // fixtures produced by fov_core (tests/web/).
 //
 // Coordinates are normalized (x 0..1 left to right, y 0..1 top to bottom); radii are
-// fractions of the image half-diagonal. Tokens are 16x16 px.
+// fractions of the image half-diagonal. A token is the model's token size in px (model.token_px):
+// 16 for most families, 32 for Wan 2.2 5B. The level rules work on the token grid alone.
 
 export const TOKEN_PX = 16;
 
@@ -13,8 +14,38 @@ export const PERIPHERY = {
   "rings: 1/2 then 1/4": { levels: [0, 1, 2], rings: true },
 };
 
-// FLUX.2 [klein] 4B: the readout the widget shows (Apply Foveation logs the exact one).
-export const KLEIN_4B = { hidden: 3072, mlpHidden: 9216, blocks: 25, textTokens: 512, gated: true };
+// fov_core.flops.DiTDims, field by field (tests/test_web_geometry.py checks the list against Python):
+// the payload Apply Foveation sends carries exactly these keys.
+export const DIMS_FIELDS = ["hidden", "mlp_hidden", "blocks", "text_tokens", "gated_mlp", "context_tokens",
+  "extra_tokens"];
+
+// What the widgets assume until an Apply Foveation they feed has run and sent its model (the
+// same shape as nodes/adapters/base.py FamilyAdapter.widget_model; `assumed` marks a default).
+// Fovea: FLUX.2 [klein] 4B with a 512-token prompt. Gaze Path: Wan 2.1 1.3B (512 context tokens).
+export const KLEIN_4B = { hidden: 3072, mlp_hidden: 9216, blocks: 25, text_tokens: 512, gated_mlp: true,
+  context_tokens: 0, extra_tokens: 0 };
+export const WAN21_1_3B = { hidden: 1536, mlp_hidden: 8960, blocks: 30, text_tokens: 0, gated_mlp: false,
+  context_tokens: 512, extra_tokens: 0 };
+export const WAN_FRAME_STRIDE = 4; // video frames per latent frame of Wan 2.1 / 2.2 (and HunyuanVideo)
+export const DEFAULT_IMAGE_MODEL = { family: "FLUX.2 [klein] 4B", token_px: TOKEN_PX, frame_stride: 1, dims: KLEIN_4B,
+  assumed: true };
+export const DEFAULT_VIDEO_MODEL = { family: "Wan 2.1 1.3B", token_px: TOKEN_PX, frame_stride: WAN_FRAME_STRIDE,
+  dims: WAN21_1_3B, assumed: true };
+
+// The key of Apply Foveation's ui that carries its model (nodes/apply_node.py WIDGET_MODEL_KEY;
+// tests/test_comfy_widget_model.py checks they agree).
+export const MODEL_KEY = "fovea_model";
+
+// A model payload as Apply Foveation sent it (its ui "fovea_model" entry), checked; null if it is
+// not one (then the widget keeps what it had).
+export function modelFrom(payload) {
+  if (!payload || typeof payload !== "object") return null;
+  const { family, token_px: tokenPx, frame_stride: stride, dims } = payload;
+  const whole = (v) => Number.isInteger(v) && v >= 1;
+  if (typeof family !== "string" || !whole(tokenPx) || !whole(stride)) return null;
+  if (dims !== null && (typeof dims !== "object" || !DIMS_FIELDS.every((f) => f in dims))) return null;
+  return { family, token_px: tokenPx, frame_stride: stride, dims, assumed: false };
+}
 
 export function policyFor(periphery, ringScale) {
   const p = PERIPHERY[periphery];
@@ -22,10 +53,10 @@ export function policyFor(periphery, ringScale) {
   return { levels: p.levels.slice(), ringScales: p.rings ? [ringScale] : [] };
 }
 
-export function gridFor(width, height) {
+export function gridFor(width, height, tokenPx = TOKEN_PX) {
   return {
-    H: Math.max(1, Math.round(height / TOKEN_PX)),
-    W: Math.max(1, Math.round(width / TOKEN_PX)),
+    H: Math.max(1, Math.round(height / tokenPx)),
+    W: Math.max(1, Math.round(width / tokenPx)),
   };
 }
 
@@ -56,7 +87,8 @@ export function gazeRho(g, px, py, wPx, hPx) {
   return Math.sqrt(ua * ua + vb * vb);
 }
 
-// Levels every token wants (rasterize.desired_levels for gaze regions), row-major H*W.
+// Levels every token wants (rasterize.desired_levels for gaze regions), row-major H*W. (rho is
+// a ratio of lengths: the token size in px does not change it, so TOKEN_PX serves every model.)
 export function desiredLevels(gazes, policy, H, W) {
   const periphery = policy.levels[policy.levels.length - 1];
   const out = new Int32Array(H * W).fill(periphery);
@@ -113,48 +145,81 @@ export function levelMap(gazes, policy, H, W) {
   return assignLevels(desiredLevels(gazes, policy, H, W), policy.levels, H, W);
 }
 
-// Packed tokens per level, token ratio and FLOP-ideal speedup (fov_core.flops).
-export function readout(map, H, W, dims = KLEIN_4B) {
+// fov_core.flops.DiTDims.linear_macs_per_token.
+export function linearMacsPerToken(dims) {
+  const h = dims.hidden;
+  let lin = 4 * h * h + (dims.gated_mlp ? 3 : 2) * h * dims.mlp_hidden;
+  if (dims.context_tokens) lin += 2 * h * h;
+  return lin;
+}
+
+// fov_core.flops.step_flops of a native run over fullTokens image tokens.
+export function nativeFlops(dims, fullTokens) {
+  const h = dims.hidden;
+  const seq = dims.text_tokens + fullTokens + dims.extra_tokens;
+  let macs = seq * linearMacsPerToken(dims) + 2 * h * seq * seq;
+  if (dims.context_tokens) macs += 2 * h * fullTokens * dims.context_tokens + 2 * h * h * dims.context_tokens;
+  return 2 * macs * dims.blocks;
+}
+
+// fov_core.flops.step_flops of a foveated run: `counts[k]` packed tokens of level k and
+// `onLattice[k]` packed tokens whose position is a multiple of 2^k, over all frames. The
+// sequence is [text | image | extra] (SequencePlan): text and extra tokens query with the base
+// level and every level's queries see the text, the extra tokens and the image tokens of their
+// lattice (the base level sees all).
+export function foveatedFlops(dims, counts, onLattice) {
+  const h = dims.hidden;
+  const levels = Object.keys(counts).map(Number).sort((p, q) => p - q);
+  let tokens = 0;
+  for (const k of levels) tokens += counts[k];
+  const text = dims.text_tokens;
+  const extra = dims.extra_tokens;
+  const seq = text + tokens + extra;
+  let pairs = 0;
+  levels.forEach((k, i) => {
+    if (i === 0) pairs += (text + counts[k] + extra) * seq;
+    else pairs += counts[k] * (text + onLattice[k] + extra);
+  });
+  let macs = seq * linearMacsPerToken(dims) + 2 * h * pairs;
+  if (dims.context_tokens) macs += 2 * h * tokens * dims.context_tokens + 2 * h * h * dims.context_tokens;
+  return 2 * macs * dims.blocks;
+}
+
+// Packed tokens per level, token ratio and FLOP-ideal speedup (fov_core.flops.readout) of one
+// level map (H*W) or of the maps of every latent frame of a video (an array of them, one layout).
+// dims null: tokens only.
+export function readout(maps, H, W, dims = KLEIN_4B) {
+  const frames = Array.isArray(maps) && typeof maps[0] !== "number" ? maps : [maps];
   const counts = {};
   const onLattice = {}; // per level k: packed tokens whose position is a multiple of 2^k
-  const present = new Set();
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      const k = map[y * W + x];
-      const b = 1 << k;
-      if (y % b === 0 && x % b === 0) {
-        counts[k] = (counts[k] || 0) + 1;
-        present.add(k);
+  for (const map of frames) {
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const k = map[y * W + x];
+        const b = 1 << k;
+        if (y % b === 0 && x % b === 0) counts[k] = (counts[k] || 0) + 1;
       }
     }
   }
-  const levels = [...present].sort((p, q) => p - q);
+  const levels = Object.keys(counts).map(Number).sort((p, q) => p - q);
   let tokens = 0;
   for (const k of levels) tokens += counts[k];
   for (const k of levels) {
     let n = 0;
-    for (let y = 0; y < H; y++) {
-      for (let x = 0; x < W; x++) {
-        const lv = map[y * W + x];
-        const b = 1 << lv;
-        if (y % b === 0 && x % b === 0 && y % (1 << k) === 0 && x % (1 << k) === 0) n++;
+    for (const map of frames) {
+      for (let y = 0; y < H; y++) {
+        for (let x = 0; x < W; x++) {
+          const b = 1 << map[y * W + x];
+          if (y % b === 0 && x % b === 0 && y % (1 << k) === 0 && x % (1 << k) === 0) n++;
+        }
       }
     }
     onLattice[k] = n;
   }
-  const full = H * W;
-  const lin = 4 * dims.hidden * dims.hidden + (dims.gated ? 3 : 2) * dims.hidden * dims.mlpHidden;
-  const text = dims.textTokens;
-  const nativeSeq = text + full;
-  const native = 2 * dims.blocks * (nativeSeq * lin + 2 * dims.hidden * nativeSeq * nativeSeq);
-  const seq = text + tokens;
-  let pairs = 0;
-  levels.forEach((k, i) => {
-    if (i === 0) pairs += (text + counts[k]) * seq;
-    else pairs += counts[k] * (text + onLattice[k]);
-  });
-  const fov = 2 * dims.blocks * (seq * lin + 2 * dims.hidden * pairs);
-  return { tokens, full, ratio: tokens / full, perLevel: counts, idealSpeedup: native / fov };
+  const full = H * W * frames.length;
+  const out = { tokens, full, ratio: tokens / full, perLevel: counts };
+  if (dims) out.idealSpeedup = nativeFlops(dims, full) / foveatedFlops(dims, counts, onLattice);
+  return out;
 }
 
 // ------------------------------------------------------------------ gaze paths (PCHIP)
@@ -217,8 +282,7 @@ export function pathAt(keyframes, frame) {
 // ------------------------------------------------------------------ video (latent frames)
 // fov_core.TokenGrid with frame_stride: a video model's VAE makes latent frame 0 of video frame 0
 // alone and every later latent frame t of `stride` video frames, (t-1)*stride+1 .. t*stride. Wan
-// 2.1 / 2.2 use 4; other families pass their own stride.
-export const WAN_FRAME_STRIDE = 4;
+// 2.1 / 2.2 (and HunyuanVideo) use 4 (WAN_FRAME_STRIDE); other families pass their own stride.
 
 // Latent frames a video of numFrames frames needs (the last one may cover fewer video frames
 // than `stride` when numFrames is not 1 + a multiple of it; a video model never makes such a

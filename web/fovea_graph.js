@@ -41,26 +41,28 @@ function linkIn(graph, id) {
   return (typeof graph.links.get === "function" ? graph.links.get(id) : graph.links[id]) ?? null;
 }
 
-// The node with a canvas widget (isSource(node)) that feeds `path`'s last node through its
-// input named `inputName`, following pass-through nodes (their first input), out of a subgraph
-// through its inputs and into a subgraph node through its outputs. `path` as from nodePath.
-export function sourceNode(path, isSource, inputName = "fovea") {
-  if (!path?.length) return null;
+// Every node with a canvas widget (isSource(node)) that feeds `path`'s last node through its
+// input named `inputName`, nearest first: up the chain of that input (a FOVEA node's own `fovea`
+// input merges the one before it), following pass-through nodes (their first input), out of a
+// subgraph through its inputs and into a subgraph node through its outputs. `path` as from
+// nodePath.
+export function sourceNodes(path, isSource, inputName = "fovea") {
+  const found = [];
+  if (!path?.length) return found;
   const stack = path.slice(0, -1); // the subgraph nodes around the current graph
   let node = path.at(-1);
   let graph = node.graph;
   let link = linkIn(graph, node.inputs?.find((i) => i.name === inputName)?.link);
-  for (let guard = 0; link && guard < 64; guard++) {
+  for (let guard = 0; link && guard < 256; guard++) {
     if (String(link.origin_id) === SUBGRAPH_INPUT) { // out of the subgraph, into its node's input
       const outer = stack.pop();
-      if (!outer) return null;
+      if (!outer) break;
       graph = outer.graph;
       link = linkIn(graph, outer.inputs?.[link.origin_slot]?.link);
       continue;
     }
     const origin = nodeIn(graph, link.origin_id);
-    if (!origin) return null;
-    if (isSource(origin)) return origin;
+    if (!origin) break;
     if (origin.subgraph) { // into the subgraph, to what feeds this output
       const ids = origin.subgraph.outputs?.[link.origin_slot]?.linkIds ?? [];
       stack.push(origin);
@@ -68,7 +70,14 @@ export function sourceNode(path, isSource, inputName = "fovea") {
       link = linkIn(graph, ids[0]);
       continue;
     }
-    link = linkIn(graph, origin.inputs?.[0]?.link); // a reroute or other pass-through node
+    if (isSource(origin) && !found.includes(origin)) found.push(origin);
+    const next = origin.inputs?.find((i) => i.name === inputName) ?? (isSource(origin) ? null : origin.inputs?.[0]);
+    link = linkIn(graph, next?.link); // its merged fovea, or what a reroute passes on
   }
-  return null;
+  return found;
+}
+
+// The nearest of them (the canvas that shows what a Foveated Decode decoded), else null.
+export function sourceNode(path, isSource, inputName = "fovea") {
+  return sourceNodes(path, isSource, inputName)[0] ?? null;
 }

@@ -1,7 +1,8 @@
 // Canvas widget of the Fovea node: click sets the center of the nearest fovea, drag (or the
 // wheel) sets its radius, shift-click adds a fovea, right-click removes one. The levels (full,
 // 1/2, 1/4) are drawn token by token with the same rules as the sampler, with the live token
-// ratio and the FLOP-ideal speedup.
+// ratio and the FLOP-ideal speedup, for the model of the Apply Foveation the node feeds once that
+// has run (its token size and FLOP model), else for FLUX.2 [klein] 4B.
 //
 // The state is the node's widget values (x, y, radius, aspect, rotation, extra_gazes); an edit
 // writes only the values it changed and keeps every field of every gaze it did not touch
@@ -26,14 +27,14 @@ export function attachFovea(node) {
 
   const view = new View(node, () => {
     const { ctx, L } = view.begin();
-    const grid = G.gridFor(L.wPx, L.hPx);
+    const grid = view.grid(L);
     const state = read();
     const problem = state.extraError ? `extra_gazes is not shown (the canvas leaves it as it is): ${state.extraError}` : "";
     try {
       const map = G.levelMap(state.gazes, policyOf(node), grid.H, grid.W);
       view.levels(ctx, L, map, grid);
       const merged = node.inputs?.find((i) => i.name === "fovea")?.link != null;
-      view.text.textContent = [readoutText(map, grid, merged ? " + connected fovea" : ""), problem].filter(Boolean)
+      view.text.textContent = [readoutText(map, grid, merged ? " + connected fovea" : "", view.model), problem].filter(Boolean)
         .join(" · ");
     } catch (err) {
       view.text.textContent = String(err.message || err);

@@ -4,10 +4,12 @@
 // drawn.
 //
 // What is drawn is what is generated: a video model generates latent frames, each of which
-// covers FRAME_STRIDE video frames (Wan's VAE: latent frame 0 = video frame 0, latent frame t =
+// covers `frame_stride` video frames (Wan's VAE: latent frame 0 = video frame 0, latent frame t =
 // video frames 4t-3 .. 4t). The tokens are shaded with the levels of the latent frame the
 // scrubbed video frame belongs to, the finest level the gaze wants over all its video frames
-// (fov_core.rasterize), and the readout gives that latent frame's tokens and the whole video's.
+// (fov_core.rasterize), and the readout gives that latent frame's tokens, the whole video's and
+// its FLOP-ideal speedup. Token size, frame stride and FLOP model are those of the Apply
+// Foveation the node feeds once that has run, else Wan 2.1 1.3B's (the line says which).
 //
 // The state is the node's widget values (keyframes, num_frames); an edit rewrites keyframes
 // only when it changed and keeps every field of every keyframe it did not touch
@@ -15,20 +17,19 @@
 import { app } from "../../scripts/app.js";
 import * as G from "./fovea_geometry.js";
 import * as V from "./fovea_values.js";
-import { ACCENT, View, policyOf, setValues, value, values, watch } from "./fovea_canvas_view.js";
+import { ACCENT, View, flopText, modelLabel, policyOf, setValues, value, values, watch } from "./fovea_canvas_view.js";
 
-const FRAME_STRIDE = G.WAN_FRAME_STRIDE; // video frames per latent frame (Wan 2.1 / 2.2)
 const MAX_TOTAL_FRAMES = 1024; // latent frames up to which the readout totals the whole video
 
 // Level maps of the path's latent frames, computed when first drawn and kept until the path,
-// the frame count, the size or the periphery change.
+// the frame count, the size, the periphery or the model change.
 function levelCache() {
   let key = null;
   let maps = [];
-  return (list, n, policy, grid) => {
-    const k = JSON.stringify([list.map((f) => [f.frame, f.x, f.y, f.radius]), n, policy, grid]);
+  return (list, n, policy, grid, stride) => {
+    const k = JSON.stringify([list.map((f) => [f.frame, f.x, f.y, f.radius]), n, policy, grid, stride]);
     if (k !== key) { key = k; maps = []; }
-    return (t) => (maps[t] ??= G.pathLevelMap(list, t, n, policy, grid.H, grid.W, FRAME_STRIDE));
+    return (t) => (maps[t] ??= G.pathLevelMap(list, t, n, policy, grid.H, grid.W, stride));
   };
 }
 
@@ -61,9 +62,11 @@ export function attachPath(node) {
     const state = read();
     const list = V.sortedKeyframes(state.keyframes);
     const isKey = list.some((k) => k.frame === frame);
-    const T = G.latentFrameCount(n, FRAME_STRIDE);
-    const t = G.latentFrameOf(frame, FRAME_STRIDE);
-    const [first, last] = G.videoFramesOf(t, FRAME_STRIDE, n);
+    const model = view.model;
+    const stride = model.frame_stride;
+    const T = G.latentFrameCount(n, stride);
+    const t = G.latentFrameOf(frame, stride);
+    const [first, last] = G.videoFramesOf(t, stride, n);
     label.textContent = `frame ${frame}/${n - 1}${isKey ? " ◆" : ""} · latent ${t}/${T - 1}`;
     const { ctx, L } = view.begin();
     if (state.error) {
@@ -74,22 +77,22 @@ export function attachPath(node) {
       view.text.textContent = "click to add a keyframe at this frame";
       return;
     }
-    const grid = G.gridFor(L.wPx, L.hPx);
-    const mapOf = levelsOf(list, n, policyOf(node), grid);
+    const grid = view.grid(L);
+    const mapOf = levelsOf(list, n, policyOf(node), grid, stride);
     view.levels(ctx, L, mapOf(t), grid);
     const full = grid.H * grid.W;
-    const tokens = G.readout(mapOf(t), grid.H, grid.W).tokens;
+    const tokens = G.readout(mapOf(t), grid.H, grid.W, null).tokens;
     const frameSpan = first === last ? `video frame ${first}` : `video frames ${first}-${last}`;
     const parts = [`latent frame ${t} (${frameSpan}): ${tokens}/${full} tokens (${percent(tokens, full)})`];
-    if (T <= MAX_TOTAL_FRAMES) {
-      let total = 0;
-      for (let u = 0; u < T; u++) total += G.readout(mapOf(u), grid.H, grid.W).tokens;
-      parts.push(`video: ${total}/${full * T} tokens (${percent(total, full * T)})`);
+    if (T <= MAX_TOTAL_FRAMES) { // the whole video is one sequence: its tokens and FLOP-ideal speedup
+      const r = G.readout(Array.from({ length: T }, (_, u) => mapOf(u)), grid.H, grid.W, model.dims);
+      parts.push(`video: ${r.tokens}/${r.full} tokens (${percent(r.tokens, r.full)})${flopText(r)}`);
     }
-    const made = G.videoFramesFor(n, FRAME_STRIDE);
+    parts[parts.length - 1] += ` (${modelLabel(model)})`;
+    const made = G.videoFramesFor(n, stride);
     if (made !== n) {
-      parts.push(`Wan makes 1 + ${FRAME_STRIDE}k frames (a path of ${n} frames fits no latent): set num_frames `
-        + `and the latent's length to ${made} or ${made + FRAME_STRIDE}`);
+      parts.push(`${model.family} makes 1 + ${stride}k frames (a path of ${n} frames fits no latent): set `
+        + `num_frames and the latent's length to ${made} or ${made + stride}`);
     }
     view.text.textContent = parts.join(" · ");
     // the interpolated path over all frames
@@ -114,7 +117,7 @@ export function attachPath(node) {
     const gazeAt = (f) => { const [x, y, radius] = G.pathAt(list, f); return { x, y, radius }; };
     for (let f = first; f <= last; f++) if (f !== frame) view.gaze(ctx, L, gazeAt(f), false);
     view.gaze(ctx, L, gazeAt(frame), true);
-  }, 36);
+  }, 36, G.DEFAULT_VIDEO_MODEL);
   view.root.insertBefore(bar, view.text);
   for (const ev of ["pointerdown", "pointermove", "pointerup", "input"]) {
     view.on(scrub, ev, (e) => e.stopPropagation());

@@ -13,12 +13,19 @@ runs inside it and must only read the ModelCall (see foveation.py for why).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import torch
 
-from ...fov_core import LatentPacking, TokenGrid, TokenLayout
+from ...fov_core import DiTDims, LatentPacking, TokenGrid, TokenLayout
 from ..foveation import ModelCall, make_attention_override, mark_dynamic
+
+# Text tokens of a typical prompt: what a readout without the real conditioning assumes for a
+# family that carries its prompt in the joint sequence (a cross-attention family reports its own
+# context length).
+ASSUMED_TEXT_TOKENS = 512
+
 
 class FamilyAdapter:
     name = "?"
@@ -66,9 +73,32 @@ class FamilyAdapter:
         return TokenGrid(frames, h // p, w // p, token_px=p * self.vae_scale,
                          frame_stride=self.frame_stride if self.video else 1), p
 
+    @property
+    def token_px(self) -> int:
+        """Image pixels per token edge: the VAE's downscale times the patch size (Wan 2.2 5B: 16 x 2)."""
+        return self.patch_size * self.vae_scale
+
     def dims(self, context, kwargs):
         """DiTDims of a call (context: the text conditioning, or None) for the readout."""
         return None
+
+    def prompt_dims(self) -> Optional[DiTDims]:
+        """DiTDims for a typical prompt and no references: the readout before sampling knows no
+        conditioning. A family without cross-attention gets ASSUMED_TEXT_TOKENS in its joint
+        sequence; a cross-attention family keeps the context length it reports."""
+        dims = self.dims(None, {})
+        if dims is None or dims.context_tokens:
+            return dims
+        return dataclasses.replace(dims, text_tokens=ASSUMED_TEXT_TOKENS)
+
+    def widget_model(self) -> dict:
+        """What the canvas widgets need to draw and count tokens as this model does (sent with Apply
+        Foveation's ui): the family's name, token size, video frames per latent frame and
+        prompt_dims (every DiTDims field, or None)."""
+        dims = self.prompt_dims()
+        return {"family": self.name, "token_px": int(self.token_px),
+                "frame_stride": int(self.frame_stride) if self.video else 1,
+                "dims": None if dims is None else dataclasses.asdict(dims)}
 
     def prepare(self, diffusion_model, layout: TokenLayout, packing: LatentPacking, x, context, transformer_options,
                 kwargs, image_rows: Optional[int]) -> ModelCall:

@@ -127,6 +127,7 @@ try {
   }
 
   log("subgraph", await subgraphImages(page));
+  log("models", await familyModels(page));
 
   // a saved workflow restores the state
   const restored = await page.evaluate(async () => {
@@ -478,4 +479,51 @@ async function subgraphImages(page) {
       innerFovea: innerFovea.__foveaView.image?.src ?? null,
     };
   });
+}
+
+// After an Apply Foveation ran, the canvas nodes feeding it (a merged chain of Foveas into an Apply
+// inside a subgraph, a Gaze Path into another) count and draw tokens for its model: the payload
+// its ui sent (FOVEA_MODELS: two payloads from tests/test_browser_widget.py, under the ui key the
+// pack's own fovea_geometry.js names), as the server's "executed" event. A Fovea that feeds neither
+// keeps the default.
+async function familyModels(page) {
+  const models = JSON.parse(process.env.FOVEA_MODELS);
+  return page.evaluate(async (models) => {
+    const { LiteGraph, app } = window;
+    const { api } = await import("/scripts/api.js");
+    const { MODEL_KEY } = await import("/extensions/ComfyUI-Foveated-Diffusion/fovea_geometry.js");
+    await app.extensionManager.setting.set("Comfy.VueNodes.Enabled", false);
+    for (const n of [...app.graph.nodes]) app.graph.remove(n);
+    const add = (type, pos) => {
+      const n = LiteGraph.createNode(type);
+      n.pos = pos;
+      app.graph.add(n);
+      return n;
+    };
+    const slot = (node, name) => node.inputs.findIndex((i) => i.name === name);
+    const a = add("Fovea", [0, 0]);
+    const b = add("Fovea", [450, 0]);
+    const c = add("Fovea", [900, 0]); // feeds nothing
+    const apply1 = add("ApplyFoveation", [1400, 0]);
+    a.connect(0, b, slot(b, "fovea"));
+    b.connect(0, apply1, slot(apply1, "fovea"));
+    const sub = app.graph.convertToSubgraph(new Set([apply1])).node;
+    const applyIn = sub.subgraph.nodes.find((n) => n.type === "ApplyFoveation");
+    const gp = add("GazePath", [0, 700]);
+    const apply2 = add("ApplyFoveation", [500, 700]);
+    gp.connect(0, apply2, slot(apply2, "fovea"));
+    app.graph.setDirtyCanvas(true, true);
+    await window.__fv.frames(3);
+    const text = (n) => n.__foveaView.root.querySelector(".foveated-readout").textContent;
+    const read = () => ({ a: text(a), b: text(b), c: text(c), path: text(gp) });
+    const before = read();
+    const id = `${sub.id}:${applyIn.id}`;
+    const output = (payload) => ({ text: ["readout"], [MODEL_KEY]: [payload] });
+    api.dispatchCustomEvent("executed", { node: id, display_node: id, output: output(models.image) });
+    api.dispatchCustomEvent("executed", { node: String(apply2.id), display_node: String(apply2.id),
+      output: output(models.video) });
+    await window.__fv.frames(3);
+    return { before, after: read(), fovea: window.__fv.values(a), path: window.__fv.values(gp),
+      drawnGrid: (() => { const v = a.__foveaView; return v.grid(v.layout()); })() };
+  }, models);
 }

@@ -7,17 +7,48 @@ import * as G from "../../web/fovea_geometry.js";
 
 const fixtures = JSON.parse(readFileSync(process.env.FOVEA_FIXTURES, "utf8"));
 
-test("level maps, token counts and FLOP-ideal speedups match fov_core", () => {
+const close = (a, b, what) => assert.ok(Math.abs(a - b) <= 1e-9 * Math.abs(b), `${what}: ${a} vs ${b}`);
+
+test("level maps, token counts and FLOP-ideal speedups match fov_core (every token size and FLOP model)", () => {
   assert.ok(fixtures.foveae.length > 10);
+  const seen = { tokenPx: new Set(), context: 0, extra: 0 };
   for (const c of fixtures.foveae) {
     const policy = G.policyFor(c.periphery, c.ring_scale);
-    const grid = G.gridFor(c.width, c.height);
+    const grid = G.gridFor(c.width, c.height, c.token_px);
     assert.deepEqual([grid.H, grid.W], c.grid, JSON.stringify(c));
     const map = G.levelMap(c.gazes, policy, grid.H, grid.W);
     assert.deepEqual(Array.from(map), c.levels, `level map differs for ${JSON.stringify(c.gazes)}`);
-    const r = G.readout(map, grid.H, grid.W);
+    const r = G.readout(map, grid.H, grid.W, c.dims);
     assert.equal(r.tokens, c.tokens);
-    assert.ok(Math.abs(r.idealSpeedup - c.ideal_speedup) < 1e-9, `${r.idealSpeedup} vs ${c.ideal_speedup}`);
+    close(r.idealSpeedup, c.ideal_speedup, JSON.stringify(c.dims));
+    close(G.readout(map, grid.H, grid.W).idealSpeedup, c.klein_ideal_speedup, "default dims (klein 4B)");
+    assert.equal(G.readout(map, grid.H, grid.W, null).idealSpeedup, undefined);
+    seen.tokenPx.add(c.token_px);
+    if (c.dims.context_tokens) seen.context++;
+    if (c.dims.extra_tokens) seen.extra++;
+  }
+  assert.deepEqual([...seen.tokenPx].sort(), [16, 32]);
+  assert.ok(seen.context > 3 && seen.extra > 3, JSON.stringify(seen));
+});
+
+test("the FLOP model has every field of fov_core's DiTDims; the default is klein 4B", () => {
+  assert.deepEqual(G.DIMS_FIELDS, fixtures.dims_fields);
+  assert.deepEqual(G.KLEIN_4B, fixtures.klein);
+  for (const d of [G.KLEIN_4B, G.WAN21_1_3B]) assert.deepEqual(Object.keys(d), fixtures.dims_fields);
+  for (const m of [G.DEFAULT_IMAGE_MODEL, G.DEFAULT_VIDEO_MODEL]) {
+    assert.equal(m.token_px, 16);
+    assert.equal(m.assumed, true);
+  }
+});
+
+test("a model payload is taken only when whole", () => {
+  const payload = { family: "Wan 2.2 5B", token_px: 32, frame_stride: 4, dims: fixtures.foveae[1].dims };
+  assert.deepEqual(G.modelFrom(payload), { ...payload, assumed: false });
+  assert.deepEqual(G.modelFrom({ ...payload, dims: null }), { ...payload, dims: null, assumed: false });
+  const { context_tokens: _, ...partial } = payload.dims;
+  for (const bad of [null, "x", {}, { ...payload, token_px: 0 }, { ...payload, token_px: "32" },
+    { ...payload, frame_stride: 1.5 }, { ...payload, family: 3 }, { ...payload, dims: partial }]) {
+    assert.equal(G.modelFrom(bad), null, JSON.stringify(bad));
   }
 });
 
@@ -46,7 +77,7 @@ test("per-latent-frame level maps of gaze paths match fov_core (union over each 
   for (const c of fixtures.video) {
     const what = `${c.width}x${c.height} ${c.periphery} ${c.num_frames} frames / ${c.frame_stride} ${JSON.stringify(c.keyframes)}`;
     const policy = G.policyFor(c.periphery, c.ring_scale);
-    const { H, W } = G.gridFor(c.width, c.height);
+    const { H, W } = G.gridFor(c.width, c.height, c.token_px);
     assert.deepEqual([G.latentFrameCount(c.num_frames, c.frame_stride), H, W], c.grid, what);
     assert.equal(G.videoFramesFor(c.num_frames, c.frame_stride), c.num_frames, what);
     const maps = G.pathLevelMaps(c.keyframes, c.num_frames, policy, H, W, c.frame_stride);
@@ -58,11 +89,15 @@ test("per-latent-frame level maps of gaze paths match fov_core (union over each 
         assert.equal(G.latentFrameOf(f, c.frame_stride), t, `${what}: video frame ${f}`);
       }
       assert.deepEqual(Array.from(map), c.levels[t], `${what}: level map of latent frame ${t} differs`);
-      const tokens = G.readout(map, H, W).tokens;
+      const tokens = G.readout(map, H, W, null).tokens;
       assert.equal(tokens, c.tokens[t], `${what}: tokens of latent frame ${t}`);
       total += tokens;
     });
     assert.equal(total, c.total_tokens, what);
+    const r = G.readout(maps, H, W, c.dims); // the whole video: one sequence
+    assert.equal(r.tokens, c.total_tokens, what);
+    assert.equal(r.full, H * W * maps.length, what);
+    close(r.idealSpeedup, c.ideal_speedup, `${what} ${JSON.stringify(c.dims)}`);
   }
 });
 

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as V from "../../web/fovea_values.js";
 import { frameCoalescer } from "../../web/fovea_canvas_view.js";
-import { nodeByExecutionId, nodePath, sourceNode } from "../../web/fovea_graph.js";
+import { nodeByExecutionId, nodePath, sourceNode, sourceNodes } from "../../web/fovea_graph.js";
 
 const items = (text) => JSON.parse(text);
 const fovea = (extra, primary = {}) => ({ x: 0.5, y: 0.5, radius: 0.35, aspect: 1, rotation: 0, extra_gazes: extra, ...primary });
@@ -211,4 +211,32 @@ test("the fovea feeding a decode is found through reroutes and subgraph boundari
   assert.equal(sourceNode([node("11", "FoveatedDecode", [["fovea", null]])], isFovea), null);
   assert.equal(sourceNode([di], isFovea), null);
   assert.equal(g.links.size, 2);
+});
+
+test("every canvas node feeding an Apply Foveation is found: merged foveae, reroutes, subgraphs", () => {
+  const isCanvas = (n) => n.type === "Fovea" || n.type === "GazePath";
+  // GazePath -> Fovea (its fovea input merges it) -> reroute -> FoveaFromMask (merges) -> [Apply]
+  const gp = node("1", "GazePath", [["fovea", null]]);
+  const f = node("2", "Fovea", [["preview_image", null], ["fovea", 1]]);
+  const r = node("3", "Reroute", [["", 2]]);
+  const m = node("4", "FoveaFromMask", [["mask", 9], ["fovea", 3]]);
+  const img = node("5", "Fovea", [["fovea", null]]); // feeds the mask input's chain: not the fovea
+  const mk = node("6", "SolidMask", [["", 10]]);
+  const applyIn = node("7", "ApplyFoveation", [["model", null], ["fovea", 5]]);
+  const sub = graph([applyIn], [[5, "-10", 1]]);
+  const sn = node("8", "Subgraph", [["model", null], ["fovea", 4]], { subgraph: sub });
+  graph([gp, f, r, m, img, mk, sn], [[1, "1", 0], [2, "2", 0], [3, "3", 0], [4, "4", 0], [9, "6", 0], [10, "5", 0]]);
+  assert.deepEqual(sourceNodes([sn, applyIn], isCanvas), [f, gp]);
+  assert.equal(sourceNode([sn, applyIn], isCanvas), f);
+  // a canvas node inside a subgraph, the Apply outside it
+  const fi = node("11", "Fovea", [["fovea", 12]]);
+  const sub2 = graph([fi], [[21, "11", 0], [12, "-10", 0]]);
+  sub2.outputs = [{ name: "FOVEA", linkIds: [21] }];
+  const outer = node("13", "Fovea", [["fovea", null]]);
+  const sn2 = node("14", "Subgraph", [["fovea", 22]], { subgraph: sub2 });
+  const apply = node("15", "ApplyFoveation", [["model", null], ["fovea", 31]]);
+  graph([outer, sn2, apply], [[31, "14", 0], [22, "13", 0]]);
+  assert.deepEqual(sourceNodes([apply], isCanvas), [fi, outer]);
+  // nothing connected
+  assert.deepEqual(sourceNodes([node("16", "ApplyFoveation", [["fovea", null]])], isCanvas), []);
 });
