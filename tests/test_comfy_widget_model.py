@@ -2,8 +2,9 @@
 tiny checkpoints in the real formats) carries the family's name, token size, video frames per
 latent frame and FLOP model (every DiTDims field) next to the readout text, and the widget's
 JavaScript (web/fovea_geometry.js, run with node) turns that payload into the same token grid and
-the same FLOP-ideal speedup as the node's own readout, for FLUX.2, Wan 2.1, Wan 2.2 5B (32 px
-tokens) and HunyuanVideo."""
+the same FLOP-ideal speedup as the node's own readout, for FLUX.2, Qwen-Image, Z-Image, Wan 2.1,
+Wan 2.2 5B (32 px tokens) and HunyuanVideo."""
+import contextlib
 import dataclasses
 import json
 import re
@@ -30,6 +31,11 @@ def _flux2(env, p):
     return m, p.add("EmptyFlux2LatentImage", width=256, height=192, batch_size=1), (256, 192)
 
 
+def _sd3_latent(env, p, key):
+    m = p.add("UNETLoader", unet_name=env.infos[key]["name"], weight_dtype="default")
+    return m, p.add("EmptySD3LatentImage", width=256, height=192, batch_size=1), (256, 192)
+
+
 def _wan21(env, p):
     m = p.add("UNETLoader", unet_name=env.infos["wan21_t2v"]["name"], weight_dtype="default")
     return m, p.add("EmptyHunyuanLatentVideo", width=256, height=128, length=9, batch_size=1), (256, 128)
@@ -46,12 +52,14 @@ def _hunyuan(env, p):
     return m, p.add("EmptyHunyuanLatentVideo", width=128, height=96, length=9, batch_size=1), (128, 96)
 
 
-# family -> (prompt part, expected name, token px, frame stride, video)
+# family -> (prompt part, expected name, token px, frame stride, video, latent px per token edge)
 CASES = {
-    "flux2_klein": (_flux2, "FLUX.2", 16, 1, False),
-    "wan21_t2v": (_wan21, "Wan", 16, 4, True),
-    "wan22_ti2v_5b": (_wan22_5b, "Wan 2.2 5B", 32, 4, True),
-    "hunyuan_video_t2v": (_hunyuan, "HunyuanVideo", 16, 4, True),
+    "flux2_klein": (_flux2, "FLUX.2", 16, 1, False, 1),
+    "qwen_image": (lambda env, p: _sd3_latent(env, p, "qwen_image"), "Qwen-Image", 16, 1, False, 2),
+    "z_image": (lambda env, p: _sd3_latent(env, p, "z_image"), "Z-Image", 16, 1, False, 2),
+    "wan21_t2v": (_wan21, "Wan", 16, 4, True, 2),
+    "wan22_ti2v_5b": (_wan22_5b, "Wan 2.2 5B", 32, 4, True, 2),
+    "hunyuan_video_t2v": (_hunyuan, "HunyuanVideo", 16, 4, True, 2),
 }
 
 
@@ -60,6 +68,12 @@ def _expected_dims(env, family, dm):
     fc = env.pack.fov_core
     if family.startswith("wan"):  # cross-attention: the context length, no joint text
         return fc.DiTDims(hidden=dm.dim, mlp_hidden=dm.ffn_dim, blocks=len(dm.blocks), context_tokens=dm.text_len)
+    if family == "qwen_image":  # plain GELU MLP
+        return fc.DiTDims(hidden=dm.inner_dim, mlp_hidden=dm.transformer_blocks[0].img_mlp.net[2].in_features,
+                          blocks=len(dm.transformer_blocks), text_tokens=512)
+    if family == "z_image":  # the noise and context refiners count as one more block each way: two blocks
+        return fc.DiTDims(hidden=dm.dim, mlp_hidden=dm.layers[0].feed_forward.w1.out_features,
+                          blocks=len(dm.layers) + len(dm.noise_refiner), text_tokens=512, gated_mlp=True)
     prm = dm.params
     return fc.DiTDims(hidden=prm.hidden_size, mlp_hidden=int(prm.hidden_size * prm.mlp_ratio),
                       blocks=prm.depth + prm.depth_single_blocks, text_tokens=512,  # a typical prompt, assumed
@@ -72,10 +86,10 @@ def _run_apply(env, family, periphery):
     m, lat, (width, height) = make(env, p)
     f = _fovea(p, width, height, periphery)
     fm = p.add("ApplyFoveation", model=p.out(m), fovea=p.out(f), latent=p.out(lat))
-    if family == "wan22_ti2v_5b":
-        with env.tiny_wan.wan22_vae_detection_patch():
-            r = env.harness.run_prompt(env.handle, p, clear_cache=True)
-    else:
+    patch = {"wan22_ti2v_5b": env.tiny_wan.wan22_vae_detection_patch,
+             "qwen_image": env.tiny_qwen_zimage.qwen_detection_patch,
+             "z_image": env.tiny_qwen_zimage.zimage_detection_patch}.get(family, contextlib.nullcontext)
+    with patch():
         r = env.harness.run_prompt(env.handle, p, clear_cache=True)
     ui = env.handle.executor.history_result["outputs"][fm]
     return r, fm, m, lat, ui, (width, height)
@@ -98,7 +112,7 @@ def _widget(cases, tmp_path):
 def test_apply_foveation_sends_its_model_to_the_widgets(env, tmp_path, periphery):
     key = env.pack.nodes.apply_node.WIDGET_MODEL_KEY
     widget_cases, expected = [], []
-    for family, (_make, name, token_px, stride, video) in CASES.items():
+    for family, (_make, name, token_px, stride, video, patch) in CASES.items():
         r, fm, m, lat, ui, (width, height) = _run_apply(env, family, periphery)
         text = r[fm][1]
         assert ui["text"] == [text], ui  # the readout shown on the node, as before
@@ -112,7 +126,6 @@ def test_apply_foveation_sends_its_model_to_the_widgets(env, tmp_path, periphery
         # the node's readout: the latent's grid in this family's tokens and the FLOP-ideal speedup
         samples = r[lat][0]["samples"]
         h, w = samples.shape[-2:]
-        patch = token_px // (16 if family == "wan22_ti2v_5b" else 8 if video else 16)
         assert (h // patch, w // patch) == (height // token_px, width // token_px), (family, samples.shape)
         m_ = re.search(r"(\d+)/(\d+) tokens .* FLOP-ideal speedup ([\d.]+)x", text)
         assert m_, text
