@@ -10,7 +10,8 @@ from comfy_api.latest import io, ui
 from ..fov_core import LatentPacking, LayoutCache, SplitDecoder, TokenGrid, TokenLayout, merge_levels
 from .types import FOVEA
 
-PREVIEW_PX = 512  # long side of the preview the node shows (and the Fovea canvas draws behind the gaze)
+PREVIEW_PX = 256  # long side of the preview the node shows (and the Fovea canvas draws behind the gaze);
+# small because saving it as a PNG is on the decode's time: 512 px cost 50-65 ms on an H100 host, more than the fovea's VAE call
 # DiT latent pixels per token edge, by the VAE's latent channels: the supported families
 # patchify 2x2 latent pixels (FLUX.1, Chroma, Z-Image, Qwen-Image, Wan 2.1, HunyuanVideo 1.0: 16
 # channels; Wan 2.2 5B: 48), except FLUX.2, whose VAE already packs 2x2 into its 128 channels, and
