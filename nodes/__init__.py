@@ -2,6 +2,7 @@
 from .apply_node import ApplyFoveation
 from .fovea_nodes import FoveaFromBoxes, FoveaFromMask, FoveaFromSaliency, FoveaNode, GazePathNode
 from .latent_nodes import FoveatedDecode, FoveatedEncode
+from .train_node import TrainFoveatedLoRA
 
 NODE_CLASSES = [
     FoveaNode,
@@ -12,4 +13,5 @@ NODE_CLASSES = [
     ApplyFoveation,
     FoveatedDecode,
     FoveatedEncode,
+    TrainFoveatedLoRA,
 ]

@@ -189,6 +189,22 @@ def boxes_from_input(bboxes) -> list:
     return flat
 
 
+def regions_from_boxes(boxes: list, width: float, height: float, expand: float) -> list:
+    """Core BOUNDING_BOX dicts (pixels of a width x height image) -> normalized Box regions,
+    each grown by `expand` of its size on every side."""
+    regions = []
+    for d in boxes:
+        try:
+            bx, by, bw, bh = (float(d[k]) for k in ("x", "y", "width", "height"))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"bounding box {d!r} needs numeric x, y, width, height") from None
+        if not all(map(math.isfinite, (bx, by, bw, bh))) or bw <= 0 or bh <= 0:
+            raise ValueError(f"bounding box {d!r} must have finite values and positive width and height")
+        gx, gy = bw * expand, bh * expand
+        regions.append(Box((bx - gx) / width, (by - gy) / height, (bx + bw + gx) / width, (by + bh + gy) / height))
+    return regions
+
+
 class FoveaFromBoxes(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -221,16 +237,7 @@ class FoveaFromBoxes(io.ComfyNode):
         if not boxes:
             raise ValueError("no bounding boxes were given (the detector found nothing?); lower its threshold or "
                              "use another fovea")
-        regions = []
-        for d in boxes:
-            try:
-                bx, by, bw, bh = (float(d[k]) for k in ("x", "y", "width", "height"))
-            except (KeyError, TypeError, ValueError):
-                raise ValueError(f"bounding box {d!r} needs numeric x, y, width, height") from None
-            if not all(map(math.isfinite, (bx, by, bw, bh))) or bw <= 0 or bh <= 0:
-                raise ValueError(f"bounding box {d!r} must have finite values and positive width and height")
-            gx, gy = bw * expand, bh * expand
-            regions.append(Box((bx - gx) / width, (by - gy) / height, (bx + bw + gx) / width, (by + bh + gy) / height))
+        regions = regions_from_boxes(boxes, width, height, expand)
         f = make_fovea(regions, periphery, ring_scale, feather, fovea)
         return io.NodeOutput(f, preview_mask(f, width, height))
 
