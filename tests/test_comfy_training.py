@@ -421,3 +421,40 @@ def test_bad_input_fails_before_any_training(tenv, lt, monkeypatch, case):
     assert exc.value.node_id == t
     assert "training started" not in str(exc.value)
     assert not (loras / "escaped.safetensors").exists() and not (tenv.models.parent / "escaped.safetensors").exists()
+
+
+def test_the_example_workflow_trains_and_generates(tenv):
+    """workflows/train_foveated_lora.json (its spec) run end to end on the tiny models: text
+    encoding by the harness's random conditioning (the fixtures have no text encoder), tiny
+    sizes and step counts."""
+    import workflow_specs
+
+    spec = workflow_specs.WORKFLOWS["train_foveated_lora"]
+    overrides = {
+        "UNETLoader": {"unet_name": "tiny_flux2_klein.safetensors"},
+        "VAELoader": {"vae_name": "tiny_flux2_ae.safetensors"},
+        "EmptyFlux2LatentImage": {"width": 64, "height": 64},
+        "Fovea": {"width": 64, "height": 64},
+        "TrainFoveatedLoRA": {"steps": 2, "resolution": 64, "training_dtype": "fp32", "save_every": 0},
+        "KSampler": {"steps": 2},
+    }
+    p, ids = {}, {}
+    for i, (key, typ, *_rest) in enumerate(spec["nodes"]):
+        ids[key] = str(i + 1)
+    for key, typ, widgets, links, *_opts in spec["nodes"]:
+        if typ in workflow_specs.FRONTEND_ONLY or typ == "CLIPLoader":
+            continue
+        if typ == "CLIPTextEncode":
+            p[ids[key]] = {"class_type": "HarnessRandomConditioning",
+                           "inputs": dict(seed=len(p), n_tokens=7, context_dim=64, pooled_dim=0, guidance=-1.0)}
+            continue
+        inputs = dict(widgets, **overrides.get(typ, {}))
+        inputs.update({name: [ids[src], slot] for name, (src, slot) in links.items()})
+        p[ids[key]] = {"class_type": typ, "inputs": inputs}
+    r = run(tenv, p)
+    lora, losses, steps = r[ids["train"]]
+    assert steps == 2 and len(losses["loss"]) == 2
+    image = r[ids["decode"]][0]
+    assert image.shape == (1, 64, 64, 3) and torch.isfinite(image).all()
+    assert lora_file(tenv, "foveated/example_foveated_lora").is_file()
+    assert r.ui[ids["loss"]]["images"], "Plot Loss Graph shows the curve"
