@@ -13,6 +13,8 @@ from .fovea_nodes import PERIPHERY
 
 LORA_MODEL = io.Custom("LORA_MODEL")  # core Train LoRA's types: Save LoRA, Load LoRA Model, Plot Loss Graph
 LOSS_MAP = io.Custom("LOSS_MAP")
+# the frontend gives every "seed" widget a control; "fixed": queueing again must not retrain
+SEED_CONTROL = getattr(getattr(io, "ControlAfterGenerate", None), "fixed", True)
 PROGRESS_TEXT_INTERVAL = 0.5  # seconds between loss read-outs on the node
 
 
@@ -59,7 +61,7 @@ class TrainFoveatedLoRA(io.ComfyNode):
                 io.Int.Input("rank", default=32, min=1, max=512, tooltip="LoRA rank (the paper: 32)."),
                 io.Float.Input("alpha", default=32.0, min=0.01, max=4096.0, step=0.5,
                                tooltip="LoRA alpha; the LoRA is scaled by alpha / rank (the paper: alpha = rank)."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=SEED_CONTROL,
                              tooltip="Seed of the LoRA initialisation, the foveae, the noise, the timesteps and "
                                      "the image order."),
                 io.Combo.Input("fovea_mode", options=list(FOVEA_MODES), default=FOVEA_MODES[0],
