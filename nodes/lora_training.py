@@ -226,6 +226,20 @@ def load_folder(folder: str):
     return images, captions, files
 
 
+def folder_fingerprint(folder: str) -> str:
+    """Names, sizes and times of the folder's files: ComfyUI re-runs the trainer when they
+    change, not only when an input does."""
+    root = folder_paths.get_input_directory()
+    path = os.path.abspath(os.path.join(root, folder))
+    if not _within(root, path) or not os.path.isdir(path):
+        return f"missing:{folder}"
+    entries = []
+    for f in sorted(os.listdir(path)):
+        st = os.stat(os.path.join(path, f))
+        entries.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(entries)
+
+
 def split_images(image_inputs) -> list:
     """One (H, W, C) tensor per training image from IMAGE inputs (batches or a list)."""
     out = []

@@ -115,6 +115,11 @@ class TrainFoveatedLoRA(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, image_folder=None, **kwargs):
+        folder = _one(image_folder)
+        return lt.folder_fingerprint(folder) if folder and folder != lt.NO_FILE else ""
+
+    @classmethod
     def execute(cls, model, vae, image_folder, lora_name, steps, batch_size, learning_rate, rank, alpha, seed,
                 fovea_mode, periphery, resolution, target_modules, gradient_checkpointing, training_dtype,
                 save_every, resume_from, images=None, conditioning=None, clip=None, bboxes=None) -> io.NodeOutput:

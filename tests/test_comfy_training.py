@@ -89,6 +89,10 @@ def test_loss_decreases_on_a_tiny_dataset(tenv):
     first, last = statistics.mean(losses[:15]), statistics.mean(losses[-15:])
     assert last < 0.92 * first, (first, last)
     assert r.ui[t]["text"][0].startswith("60 steps")
+    texts = [d["text"] for d in tenv.handle.server.events("progress_text") if d["node_id"] == t]
+    assert texts and texts[-1].startswith("step 60/60  loss ")
+    steps_seen = [d["value"] for d in tenv.handle.server.events("progress") if d.get("node") == t]
+    assert steps_seen and steps_seen[-1] == 60
 
 
 def test_saved_file_loads_like_the_in_memory_lora_and_the_base_is_untouched(tenv, caplog):
@@ -359,6 +363,22 @@ def test_image_folder_with_caption_files_and_a_text_encoder(tenv):
     (folder / "img1.txt").write_text("caption 1")
     with pytest.raises(ValueError, match="connect the clip input"):
         node.execute(model=[mp], vae=[vae], **kw)
+
+
+def test_an_image_folder_is_retrained_when_its_files_change(tenv):
+    folder = tenv.handle.input_dir / "train_set2"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / f"a{i}.png")
+    p = Prompt()
+    m, v, lat, pos, neg = base(p, FAM, width=64, height=64)
+    t = trainer(p, m, v, None, pos, image_folder="train_set2", steps=1, lora_name="foveated/folder2")
+    assert t in run(tenv, p).executed
+    assert t in run(tenv, p, clear_cache=False).cached  # nothing changed: no retraining
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "a2.png")
+    r = run(tenv, p, clear_cache=False)
+    assert t in r.executed and r[t][2] == 1
 
 
 def _write_tiny_wan(env):
