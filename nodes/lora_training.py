@@ -19,8 +19,8 @@ torch's non-reentrant checkpoint then recomputes from mutated tensors (wrong gra
 fov_core.inplace_safe makes every block safe, with or without checkpointing.
 
 LoRA: core's comfy.weight_adapter, not peft. The LoRA is a LoraDiff module per target
-Linear, attached with ModelPatcher.add_weight_wrapper; ComfyUI applies it as the weight is
-cast for each forward. This is what core Train LoRA does, and it is the better fit here:
+Linear (core's training adapter), attached as core Train LoRA's bypass mode does
+(f(x) + alpha / rank * up(down(x)), `attach_loras`). It is the better fit here:
   * ComfyUI's LORA_MODEL is a plain dict of tensors in core's LoRA key format
     ("<module>.lora_up.weight", ".lora_down.weight", ".alpha"), the dict Save LoRA writes and
     Load LoRA Model / LoraLoaderModelOnly read (comfy.lora.load_lora). weight_adapter's
@@ -533,6 +533,31 @@ class FoveatedTrainSampler(comfy.samplers.Sampler):
         return torch.zeros_like(latent_image)
 
 
+USE_BYPASS = True  # core's bypass LoRA while training (False: core's weight wrappers)
+
+
+def attach_loras(mp, loras: dict) -> list:
+    """Attach the trained LoRAs the way core Train LoRA does in its bypass mode: each target
+    Linear computes f(x) + (alpha / rank) up(down(x)) (comfy.weight_adapter.bypass), so the
+    backward never forms a weight-sized gradient and quantized (fp8) weights stay as they
+    are. Returns the injections to inject / eject around training. Without core's bypass
+    module (older ComfyUI): weight wrappers, W + (alpha / rank) up @ down, the same function."""
+    manager = None
+    if USE_BYPASS:
+        try:
+            from comfy.weight_adapter.bypass import BypassInjectionManager
+            manager = BypassInjectionManager()
+        except ImportError:
+            manager = None
+    for name, lora in loras.items():
+        key = f"{MODEL_PREFIX}{name}.weight"
+        if manager is not None:
+            manager.add_adapter(key, lora, strength=1.0)
+        else:
+            mp.add_weight_wrapper(key, lora)
+    return manager.create_injections(mp.model) if manager is not None else []
+
+
 def patch_blocks(diffusion_model, checkpoint: bool) -> list:
     """Every transformer block (the members of the model's ModuleLists) runs through
     fov_core.inplace_safe: FLUX blocks update their streams in place, which core's
@@ -540,7 +565,11 @@ def patch_blocks(diffusion_model, checkpoint: bool) -> list:
     blocks = [b for lst in diffusion_model.children() if isinstance(lst, torch.nn.ModuleList) for b in lst]
 
     def trainable(block):
-        return lambda: any(p.requires_grad for m in block.modules() for f in getattr(m, "weight_function", ())
+        def adapters(m):  # weight-wrapper LoRAs, or the bypass hook's (its forward is a bound method)
+            yield from getattr(m, "weight_function", ())
+            yield getattr(getattr(m.forward, "__self__", None), "adapter", None)
+
+        return lambda: any(p.requires_grad for m in block.modules() for f in adapters(m)
                            if isinstance(f, torch.nn.Module) for p in f.parameters())
 
     for b in blocks:
@@ -603,7 +632,7 @@ def train(model, adapter_cls, dataset: Dataset, settings: TrainSettings, save_pa
                 raise ValueError(f"resume_from: the LoRA has a layer {name} this model lacks (another model?)")
             lora.train().requires_grad_(True)
             lora.alpha.requires_grad_(False)
-            mp.add_weight_wrapper(f"{MODEL_PREFIX}{name}.weight", lora)
+        injections = attach_loras(mp, loras)
         params = [q for lora in loras.values() for q in lora.parameters() if q.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
         patched = patch_blocks(dm, settings.gradient_checkpointing)
@@ -629,6 +658,8 @@ def train(model, adapter_cls, dataset: Dataset, settings: TrainSettings, save_pa
         guider.set_conds(dataset.conds)
         try:
             mm.in_training = True
+            for injection in injections:
+                injection.inject(mp)
             if settings.steps > 0:
                 guider.sample(dummy, dummy, FoveatedTrainSampler(run), torch.zeros(1), seed=int(settings.seed))
         except BaseException:
@@ -639,6 +670,8 @@ def train(model, adapter_cls, dataset: Dataset, settings: TrainSettings, save_pa
             raise
         finally:
             mm.in_training = False
+            for injection in injections:
+                injection.eject(mp)
             for block in patched:
                 del block.forward  # the instance attribute; the class's forward is back
         save(run, "final")

@@ -172,8 +172,12 @@ def test_training_runs_the_foveated_forward_on_the_paper_targets(tenv, lt, monke
     seen = []
     orig = adapters.FluxAdapter.forward
 
+    hooks = []
+
     def spy(self, executor, args, kwargs, call):
         seen.append((sum(t.shape[0] for t in call.lengths), tuple(args[0].shape)))
+        qkv = self.running_model(executor).double_blocks[0].img_attn.qkv
+        hooks.append(type(getattr(qkv.forward, "__self__", None)).__name__)
         return orig(self, executor, args, kwargs, call)
 
     monkeypatch.setattr(adapters.FluxAdapter, "forward", spy)
@@ -189,6 +193,7 @@ def test_training_runs_the_foveated_forward_on_the_paper_targets(tenv, lt, monke
     full_tokens = (128 // 16) ** 2
     assert all(n < full_tokens for n, _ in seen) and len({n for n, _ in seen}) > 1  # a new fovea per sample
     assert all(shape[-2] == 2 and shape[-1] == 2 * n for n, shape in seen)  # the strip of packed tokens
+    assert set(hooks) == {"BypassForwardHook"}  # core's bypass LoRA on the target layers
     (full, low), = encoded[0]
     model, vae, pixels = r[m][0].model, r[v][0], r[img][0]
     fc = tenv.pack.fov_core
@@ -230,18 +235,22 @@ def test_flux2_trains_with_gradient_checkpointing_and_bf16(tenv):
     assert "diffusion_model.single_blocks.0.linear2.lora_up.weight" not in lora  # the paper's targets
 
 
-def test_gradient_checkpointing_gives_the_same_lora(tenv):
+def test_gradient_checkpointing_and_weight_wrappers_give_the_same_lora(tenv, lt, monkeypatch):
+    """Bypass LoRA (default) with and without gradient checkpointing, and core's weight-wrapper
+    LoRA (W + scale up @ down, the fallback): the same losses and the same trained LoRA."""
     out = []
-    for ck in (False, True):
+    for ck, bypass in ((False, True), (True, True), (False, False)):
+        monkeypatch.setattr(lt, "USE_BYPASS", bypass)
         p = Prompt()
         m, v, lat, pos, neg = base(p, FAM, width=64, height=64)
         t = trainer(p, m, v, images(p, n=2), pos, steps=3, learning_rate=1e-2, gradient_checkpointing=ck,
-                    lora_name=f"foveated/ck{int(ck)}")
+                    lora_name=f"foveated/ck{int(ck)}{int(bypass)}")
         out.append(run(tenv, p)[t])
-    (a, la, _), (b, lb, _) = out
-    assert la["loss"] == pytest.approx(lb["loss"], rel=1e-4)
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
+    a, la, _ = out[0]
+    for b, lb, _ in out[1:]:
+        assert la["loss"] == pytest.approx(lb["loss"], rel=1e-4)
+        for k in a:
+            assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
 
 
 def test_a_model_with_apply_foveation_trains_like_the_plain_model(tenv):
@@ -413,8 +422,10 @@ def test_bad_input_fails_before_any_training(tenv, lt, monkeypatch, case):
     kw, match = BAD[case]
     kw = dict(kw)
     loras = tenv.models / "loras"
+    outside = tenv.models.parent / "outside_target"  # not inside the models tree: no symlink loop
+    outside.mkdir(exist_ok=True)
     (loras / "outside_link").unlink(missing_ok=True)
-    os.symlink(tenv.models.parent, loras / "outside_link")
+    os.symlink(outside, loras / "outside_link")
     from safetensors.torch import save_file
 
     save_file({"x": torch.zeros(1)}, str(loras / "foreign.safetensors"))
@@ -440,7 +451,11 @@ def test_bad_input_fails_before_any_training(tenv, lt, monkeypatch, case):
         run(tenv, p)
     assert exc.value.node_id == t
     assert "training started" not in str(exc.value)
-    assert not (loras / "escaped.safetensors").exists() and not (tenv.models.parent / "escaped.safetensors").exists()
+    try:
+        assert not (loras / "escaped.safetensors").exists() and not list(outside.iterdir())
+        assert not (tenv.models.parent / "escaped.safetensors").exists()
+    finally:
+        (loras / "outside_link").unlink()
 
 
 def test_the_example_workflow_trains_and_generates(tenv):
