@@ -261,8 +261,11 @@ def flatten_conditioning(cond_inputs) -> list:
             continue
         for entry in cond:
             t, extra = entry[0], entry[1]
-            if t.shape[0] > 1:  # a batch of captions
-                out.extend([t[i : i + 1], dict(extra)] for i in range(t.shape[0]))
+            if t.shape[0] > 1:  # a batch of captions: one entry each, with their own pooled outputs
+                n = t.shape[0]
+                out.extend([t[i : i + 1], {k: (v[i : i + 1] if isinstance(v, torch.Tensor) and v.ndim and
+                                                v.shape[0] == n else v) for k, v in extra.items()}]
+                           for i in range(n))
             else:
                 out.append([t, dict(extra)])
     return out

@@ -493,3 +493,19 @@ def test_the_example_workflow_trains_and_generates(tenv):
     assert image.shape == (1, 64, 64, 3) and torch.isfinite(image).all()
     assert lora_file(tenv, "foveated/example_foveated_lora").is_file()
     assert r.ui[ids["loss"]]["images"], "Plot Loss Graph shows the curve"
+
+
+def test_caption_and_box_inputs_are_split_per_image(tenv, lt):
+    cond = tenv.harness.random_conditioning(5, 64, 32, batch=3, guidance=3.5)
+    entries = lt.flatten_conditioning([cond, tenv.harness.random_conditioning(5, 64, 32)])
+    assert len(entries) == 4
+    for i, (t, extra) in enumerate(entries[:3]):
+        assert torch.equal(t, cond[0][0][i : i + 1]) and torch.equal(extra["pooled_output"],
+                                                                       cond[0][1]["pooled_output"][i : i + 1])
+        assert extra["guidance"] == 3.5
+    box = {"x": 1, "y": 2, "width": 3, "height": 4}
+    assert lt.per_image_boxes([[[box], []]], 2) == [[box], []]  # RT-DETR on a batch: one list per image
+    assert lt.per_image_boxes([box], 3) == [[box]] * 3  # one box for every image
+    assert lt.per_image_boxes([[box, box]], 1) == [[box, box]]
+    with pytest.raises(ValueError, match="boxes for 2 images but there are 3"):
+        lt.per_image_boxes([[[box], [box]]], 3)
