@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from .fovea import Gaze, _check_center, _finite
+from .policy import _finite
+from .regions import Gaze, _check_center
 
 
 def _sign(v: float) -> int:

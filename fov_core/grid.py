@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+DEFAULT_TOKEN_PX = 16  # image pixels per token of FLUX.1/2, Chroma and Wan 2.1 (Wan 2.2 5B: 32)
+
+
 @dataclass(frozen=True)
 class TokenGrid:
     frames: int
     height: int
     width: int
-    token_px: int = 16
+    token_px: int = DEFAULT_TOKEN_PX
     frame_stride: int = 1
 
     def __post_init__(self):

@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import torch
 
-from .rasterize import check_block_consistent, rasterize
+from .rasterize import assign_levels, check_block_consistent, rasterize
 
 
 def _level_order(cls: int, levels: tuple, top: bool) -> list:
@@ -117,6 +117,17 @@ class TokenLayout:
         """(L, 3) float ids (t, y, x) of the packed tokens in the RoPE frame of `level`."""
         s = float(2**level)
         return torch.stack([self.t.double(), self.y.double() / s, self.x.double() / s], dim=1)
+
+    def with_full_resolution(self, full: torch.Tensor) -> "TokenLayout":
+        """This layout with the `full` tokens ((T, H, W) bool) at full resolution. The block
+        rules split a coarse block that touches them only as finely as needed, so every
+        token's level only drops: a latent that is canonical for this layout outside `full`
+        is canonical for the result (finer blocks of a constant block are constant)."""
+        full = full.to("cpu", torch.bool)
+        if not full.any():
+            return self
+        return self.cached(("full", full.numpy().tobytes()),
+                           lambda: TokenLayout(assign_levels(torch.where(full, 0, self.level_map), self.levels)))
 
     def cached(self, key, build):
         """Per-layout memo for derived tensors (packing, plans, RoPE tables), freed with it."""

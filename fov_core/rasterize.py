@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .fovea import FrameCoords, Fovea
-from .grid import TokenGrid, check_grid_fits
+from .fovea import Fovea
+from .grid import DEFAULT_TOKEN_PX, TokenGrid, check_grid_fits
+from .regions import FrameCoords
 
 
 def desired_levels(fovea: Fovea, grid: TokenGrid) -> torch.Tensor:
@@ -74,6 +75,18 @@ def rasterize(fovea: Fovea, grid: TokenGrid) -> torch.Tensor:
             "Move the gaze point or box inside the image, or make it larger."
         )
     return level_map
+
+
+def resolution_preview(fovea: Fovea, width: int, height: int, frames: int,
+                       token_px: int = DEFAULT_TOKEN_PX) -> torch.Tensor:
+    """(frames, height, width) float map of an image of that size: 1 / 2^level of the token
+    each pixel falls in (1.0 full, 0.5 half, 0.25 quarter resolution), on the token grid
+    nearest to that size."""
+    if width < token_px or height < token_px:
+        raise ValueError(f"preview size must be at least {token_px}x{token_px} px, got {width}x{height}")
+    grid = TokenGrid(frames, round(height / token_px), round(width / token_px), token_px)
+    fine = (0.5 ** rasterize(fovea, grid).float())[:, None]
+    return F.interpolate(fine, size=(height, width), mode="nearest")[:, 0]
 
 
 def check_block_consistent(level_map: torch.Tensor) -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .filters import box_blur2d, gaussian_blur2d
-from .fovea import Gaze
+from .regions import Gaze
 
 
 def spectral_residual_saliency(image: torch.Tensor, work_size: int = 64) -> torch.Tensor:

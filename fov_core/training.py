@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from .canvas import LatentPacking
-from .fovea import Box, Fovea, Gaze, LevelPolicy
+from .fovea import Fovea
+from .policy import LevelPolicy
+from .regions import Box, Gaze
 from .saliency import gaze_from_saliency, spectral_residual_saliency
 
 CENTER_RANGE = 0.3  # (code) circle centers: image center +- 0.3 of the image size, per axis

@@ -2,6 +2,7 @@
 from .apply_node import ApplyFoveation
 from .fovea_nodes import FoveaFromBoxes, FoveaFromMask, FoveaFromSaliency, FoveaNode, GazePathNode
 from .latent_nodes import FoveatedDecode, FoveatedEncode
+from .progressive_nodes import FitPowerSpectrum, ProgressiveResolution
 from .train_node import TrainFoveatedLoRA
 
 NODE_CLASSES = [
@@ -13,5 +14,7 @@ NODE_CLASSES = [
     ApplyFoveation,
     FoveatedDecode,
     FoveatedEncode,
+    ProgressiveResolution,
+    FitPowerSpectrum,
     TrainFoveatedLoRA,
 ]

@@ -6,6 +6,7 @@ An optional FOVEA input is merged in (union), so nodes can be chained.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -13,12 +14,12 @@ import torch
 
 from comfy_api.latest import io, ui
 
-from ..fov_core import Box, Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, MaskRegion, TokenGrid
-from ..fov_core import gaze_from_saliency, rasterize
+from ..fov_core import Box, Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, MaskRegion
+from ..fov_core import gaze_from_saliency, resolution_preview
 from ..fov_core import spectral_residual_saliency
 from .types import FOVEA
 
-TOKEN_PX = 16
+GAZE_FIELDS = tuple(f.name for f in dataclasses.fields(Gaze))  # x, y, radius, aspect, rotation
 PERIPHERY = {
     "1/2 resolution": lambda s: LevelPolicy.half(),
     "1/4 resolution": lambda s: LevelPolicy.quarter(),
@@ -60,11 +61,7 @@ def make_fovea(regions, periphery: str, ring_scale: float, feather: float, merge
 
 def preview_mask(fovea: Fovea, width: int, height: int, frames: int = 1) -> torch.Tensor:
     """(frames, H, W) MASK: 1 / 2^level of the token each pixel falls in (one per frame)."""
-    if width < TOKEN_PX or height < TOKEN_PX:
-        raise ValueError(f"preview size must be at least {TOKEN_PX}x{TOKEN_PX} px, got {width}x{height}")
-    grid = TokenGrid(frames, max(1, round(height / TOKEN_PX)), max(1, round(width / TOKEN_PX)))
-    fine = (0.5 ** rasterize(fovea, grid).float())[:, None]
-    return torch.nn.functional.interpolate(fine, size=(height, width), mode="nearest")[:, 0]
+    return resolution_preview(fovea, width, height, frames)
 
 
 def canvas_image(image, cls):
@@ -91,15 +88,24 @@ def parse_gazes(text: str) -> list:
     gazes = []
     for i, item in enumerate(items):
         if isinstance(item, dict):
-            try:
-                gazes.append(Gaze(float(item["x"]), float(item["y"]), float(item["radius"]),
-                                  float(item.get("aspect", 1.0)), float(item.get("rotation", 0.0))))
-            except KeyError as exc:
-                raise ValueError(f"extra_gazes[{i}] lacks {exc}; give x, y and radius") from None
+            missing = [k for k in GAZE_FIELDS[:3] if k not in item]
+            if missing:
+                raise ValueError(f"extra_gazes[{i}] lacks {missing[0]!r}; give x, y and radius")
+            fields = {k: item[k] for k in GAZE_FIELDS if k in item}
         elif isinstance(item, (list, tuple)) and 3 <= len(item) <= 5 and all(isinstance(v, (int, float)) for v in item):
-            gazes.append(Gaze(*map(float, item)))
+            fields = dict(zip(GAZE_FIELDS, item))
         else:
             raise ValueError(f"extra_gazes[{i}] = {item!r}: expected [x, y, radius] (optionally aspect, rotation)")
+        values = {}
+        for k, v in fields.items():
+            try:
+                values[k] = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"extra_gazes[{i}]: {k} must be a number, got {v!r}") from None
+        try:
+            gazes.append(Gaze(**values))
+        except ValueError as exc:  # Gaze names the field, e.g. "gaze x must be a finite number, got nan"
+            raise ValueError(f"extra_gazes[{i}]: {exc}") from None
     return gazes
 
 
@@ -169,7 +175,9 @@ class FoveaFromMask(io.ComfyNode):
     def execute(cls, mask, threshold, periphery, ring_scale, feather, fovea=None) -> io.NodeOutput:
         region = MaskRegion(mask, threshold)
         f = make_fovea([region], periphery, ring_scale, feather, fovea)
-        return io.NodeOutput(f, preview_mask(f, mask.shape[-1], mask.shape[-2], frames=region.mask.shape[0]))
+        # one preview per mask frame, or per frame of a merged gaze path (a mismatch is an error)
+        frames = f.path.num_frames if f.path is not None else region.mask.shape[0]
+        return io.NodeOutput(f, preview_mask(f, mask.shape[-1], mask.shape[-2], frames=frames))
 
 
 def boxes_from_input(bboxes) -> list:
@@ -201,7 +209,13 @@ def regions_from_boxes(boxes: list, width: float, height: float, expand: float) 
         if not all(map(math.isfinite, (bx, by, bw, bh))) or bw <= 0 or bh <= 0:
             raise ValueError(f"bounding box {d!r} must have finite values and positive width and height")
         gx, gy = bw * expand, bh * expand
-        regions.append(Box((bx - gx) / width, (by - gy) / height, (bx + bw + gx) / width, (by + bh + gy) / height))
+        try:
+            regions.append(Box((bx - gx) / width, (by - gy) / height,
+                               (bx + bw + gx) / width, (by + bh + gy) / height))
+        except ValueError as exc:
+            raise ValueError(f"bounding box {d!r} in a {width}x{height} px image: {exc}. Boxes are in pixels "
+                             f"of the image they were detected on: connect that image, or set width and "
+                             f"height to its size") from None
     return regions
 
 

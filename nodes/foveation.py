@@ -1,8 +1,9 @@
 """The MODEL patch: keyed wrappers on a clone of the ModelPatcher.
 
-OUTER_SAMPLE     once per sampling run: initial noise follows the canvas rule (i.i.d.
-                 representatives, replicated groups), whoever drew it; the result is
-                 canonicalized.
+OUTER_SAMPLE     once per sampling run, before any step: refuses ControlNets; initial
+                 noise follows the canvas rule (i.i.d. representatives, replicated
+                 groups), whoever drew it; the result is canonicalized, and what an
+                 inpainting mask keeps comes back from the input latent bit for bit.
 PREPARE_SAMPLING the memory estimate ComfyUI loads the model by counts the packed
                  tokens, not the full grid, so low-VRAM machines do not offload needlessly.
 APPLY_MODEL      every model call, outside the diffusion model: prepares the call
@@ -50,6 +51,7 @@ class RunState:
     """One sampling run (created by the OUTER_SAMPLE wrapper)."""
 
     logged: bool = False
+    stage: int = -1  # progressive resolution: the stage the sampler is in (-1: the last)
 
 
 @dataclass
@@ -73,6 +75,11 @@ class ModelCall:
     def plan(self, n_prefix: int, suffix_queries: bool = True) -> SequencePlan:
         return SequencePlan(self.segments, [t.shape[0] for t in self.lengths], n_prefix, self.n_suffix,
                             suffix_queries, self.image_rows)
+
+
+def control_error(family: str) -> str:
+    return (f"Foveation does not support ControlNet on {family} yet: its residuals are made for the full-resolution "
+            f"tokens. Remove the ControlNet (Apply ControlNet) or the foveation (Apply Foveation).")
 
 
 def compiled(transformer_options) -> bool:
@@ -107,30 +114,44 @@ def mark_dynamic(t: torch.Tensor, *dims) -> torch.Tensor:
 
 
 class FoveationPatch:
+    """The MODEL patch of a fovea. Subclasses (progressive.py) change the layout between
+    stages of one sampling run; `stage` -1 is the last stage."""
+
     def __init__(self, fovea: Fovea, adapter_cls):
         self.fovea = fovea
         self.adapter_cls = adapter_cls
         self.layouts = LayoutCache()
 
     # ------------------------------------------------------------------ layouts
-    def layout_for(self, grid: TokenGrid) -> TokenLayout:
+    def layout_for(self, grid: TokenGrid, stage: int = -1) -> TokenLayout:
         return self.layouts.get(self.fovea, grid)
 
     def packing_for(self, layout: TokenLayout, patch: int) -> LatentPacking:
         return layout.cached(("packing", patch), lambda: LatentPacking(layout, patch))
 
+    def start(self, noise: torch.Tensor, packing: LatentPacking) -> torch.Tensor:
+        """The sampler's initial noise: i.i.d. representatives, replicated over groups."""
+        return packing.canonicalize(noise)
+
     # ------------------------------------------------------------------ install
+    def wrappers(self, adapter) -> dict:
+        return {pe.WrappersMP.OUTER_SAMPLE: _OuterSample(self, adapter),
+                pe.WrappersMP.PREPARE_SAMPLING: _PrepareSampling(self, adapter),
+                pe.WrappersMP.APPLY_MODEL: _ApplyModel(self, adapter),
+                pe.WrappersMP.DIFFUSION_MODEL: diffusion_model_wrapper}
+
     def install(self, model_patcher):
         adapter = self.adapter_cls(model_patcher)
         m = model_patcher.clone()
-        wrappers = {pe.WrappersMP.OUTER_SAMPLE: _OuterSample(self, adapter),
-                    pe.WrappersMP.PREPARE_SAMPLING: _PrepareSampling(self, adapter),
-                    pe.WrappersMP.APPLY_MODEL: _ApplyModel(self, adapter),
-                    pe.WrappersMP.DIFFUSION_MODEL: diffusion_model_wrapper}
-        for kind, wrapper in wrappers.items():
-            m.remove_wrappers_with_key(kind, WRAPPER_KEY)  # a later Apply Foveation replaces an earlier one
+        for kind in WRAPPER_KINDS:  # a later Apply Foveation / Progressive Resolution replaces an earlier one
+            m.remove_wrappers_with_key(kind, WRAPPER_KEY)
+        for kind, wrapper in self.wrappers(adapter).items():
             m.add_wrapper_with_key(kind, WRAPPER_KEY, wrapper)
         return m
+
+
+WRAPPER_KINDS = (pe.WrappersMP.OUTER_SAMPLE, pe.WrappersMP.PREPARE_SAMPLING, pe.WrappersMP.SAMPLER_SAMPLE,
+                 pe.WrappersMP.APPLY_MODEL, pe.WrappersMP.DIFFUSION_MODEL)
 
 
 class _OuterSample:
@@ -138,16 +159,22 @@ class _OuterSample:
         self.patch, self.adapter = patch, adapter
 
     def __call__(self, executor, noise, latent_image, *args, **kwargs):
+        # CFGGuider.outer_sample(noise, latent_image, sampler, sigmas, denoise_mask=None, ...)
         if getattr(noise, "is_nested", False) or getattr(latent_image, "is_nested", False):
             raise ValueError("Foveation does not support multi-latent (nested) sampling such as audio+video models.")
-        grid, patch_size = self.adapter.token_grid(tuple(noise.shape))
-        layout = self.patch.layout_for(grid)
-        packing = self.patch.packing_for(layout, patch_size)
-        noise = packing.canonicalize(noise)
         guider = executor.class_obj
+        if any(c.get("control") is not None for conds in guider.conds.values() for c in conds):
+            raise ValueError(control_error(self.adapter.name))
+        grid, p = self.adapter.token_grid(tuple(noise.shape))
+        noise = self.patch.start(noise, self.patch.packing_for(self.patch.layout_for(grid, 0), p))
         guider.model_options.setdefault("transformer_options", {})[RUN_KEY] = RunState()
         out = executor(noise, latent_image, *args, **kwargs)
-        return packing.canonicalize(out)
+        out = self.patch.packing_for(self.patch.layout_for(grid), p).canonicalize(out)
+        mask = args[2] if len(args) > 2 else kwargs.get("denoise_mask")
+        if mask is not None:  # ComfyUI's own inpainting rule (KSamplerX0Inpaint), after canonicalizing
+            mask = mask.to(out)
+            out = out * mask + latent_image.to(out) * (1.0 - mask)
+        return out
 
 
 class _PrepareSampling:
@@ -174,17 +201,16 @@ class _ApplyModel:
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                  **kwargs):
         grid, patch_size = self.adapter.token_grid(tuple(x.shape))
-        layout = self.patch.layout_for(grid)
         run = transformer_options.get(RUN_KEY)
+        layout = self.patch.layout_for(grid, run.stage if run is not None else -1)
         if run is not None and not run.logged:
             run.logged = True
             text = format_readout(readout(layout, self.adapter.dims(c_crossattn, kwargs)))
             log.info("Foveated %s: %s", self.adapter.name, text)
         if layout.levels == (0,):  # all full resolution: exactly native
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-        if control is not None:
-            raise ValueError(f"Foveation does not support ControlNet on {self.adapter.name} yet; remove the "
-                             f"ControlNet or the foveation.")
+        if control is not None:  # (sampling refuses them first; this guards direct calls)
+            raise ValueError(control_error(self.adapter.name))
         packing = self.patch.packing_for(layout, patch_size)
         call = self.adapter.prepare(executor.class_obj.diffusion_model, layout, packing, x, c_crossattn,
                                     transformer_options, kwargs, strip_rows(layout, compiled(transformer_options)))

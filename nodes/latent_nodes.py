@@ -10,27 +10,59 @@ from comfy_api.latest import io, ui
 from ..fov_core import LatentPacking, LayoutCache, SplitDecoder, TokenGrid, TokenLayout, downsample_image, merge_levels
 from .types import FOVEA
 
-TOKEN_PX = 16
 PREVIEW_PX = 512  # long side of the preview the node shows (and the Fovea canvas draws behind the gaze)
+# DiT latent pixels per token edge, by the VAE's latent channels: the supported families
+# patchify 2x2 latent pixels (FLUX.1, Chroma, Wan 2.1: 16 channels; Wan 2.2 5B: 48), except
+# FLUX.2, whose VAE already packs 2x2 into its 128 channels.
+DIT_PATCH_BY_LATENT_CHANNELS = {16: 2, 48: 2, 128: 1}
 _layouts = LayoutCache(size=8)  # decoders, packings and blend weights live on these layouts
+
+
+def token_geometry(vae) -> tuple[int, int, int]:
+    """(latent pixels per token edge, image pixels per token edge, video frames per latent
+    frame) of the DiT family this VAE belongs to."""
+    ch, ds = getattr(vae, "latent_channels", None), vae.spacial_compression_decode()
+    if ch not in DIT_PATCH_BY_LATENT_CHANNELS or not isinstance(ds, int):
+        raise ValueError(f"this VAE ({ch} latent channels, {ds}x) belongs to no model family foveation supports; "
+                         f"use the VAE of a FLUX.1, FLUX.2, Chroma or Wan model")
+    p = DIT_PATCH_BY_LATENT_CHANNELS[ch]
+    return p, p * ds, vae.temporal_compression_decode() or 1
 
 
 def layout_for_latent(fovea, samples: torch.Tensor, vae) -> tuple[TokenLayout, LatentPacking]:
     if getattr(samples, "is_nested", False):
         raise ValueError("Foveated Decode/Encode does not support nested (multi-part) latents")
-    ds = vae.spacial_compression_decode()
-    if not isinstance(ds, int) or TOKEN_PX % ds:
-        raise ValueError(f"this VAE compresses by {ds}; foveation needs a VAE of an image DiT with 16 px tokens "
-                         f"(FLUX.1, FLUX.2, Chroma)")
-    p = TOKEN_PX // ds
-    if samples.ndim != 4:
-        raise ValueError(f"expected an image latent (batch, channels, height, width), got shape {tuple(samples.shape)}")
+    p, token_px, stride = token_geometry(vae)
+    if samples.ndim not in (4, 5):
+        raise ValueError(f"expected an image latent (batch, channels, height, width) or a video latent (batch, "
+                         f"channels, frames, height, width), got shape {tuple(samples.shape)}")
     h, w = samples.shape[-2:]
     if h % p or w % p:
-        raise ValueError(f"latent {h}x{w} is not a whole number of 16 px tokens; use an image size that is a "
-                         f"multiple of 16 px")
-    layout = _layouts.get(fovea, TokenGrid(1, h // p, w // p, token_px=TOKEN_PX))
+        raise ValueError(f"latent {h}x{w} is not a whole number of {token_px} px tokens; use an image size that is "
+                         f"a multiple of {token_px} px")
+    video = samples.ndim == 5
+    grid = TokenGrid(samples.shape[2] if video else 1, h // p, w // p, token_px=token_px,
+                     frame_stride=stride if video else 1)
+    layout = _layouts.get(fovea, grid)
     return layout, layout.cached(("packing", p), lambda: LatentPacking(layout, p))
+
+
+def kept_tokens(noise_mask, latent: torch.Tensor, p: int):
+    """(T, H, W) bool: tokens an inpainting noise mask keeps, even partly, in any batch item
+    (ComfyUI samples with the mask resized to the latent as here, and puts the input latent
+    back where it is below 1, so there the latent is the input's, not low-resolution blocks)."""
+    if noise_mask is None:
+        return None
+    m = comfy.utils.reshape_mask(noise_mask, latent.shape)
+    kept = (m < 1).flatten(0, 1).any(0).float()  # ([T,] h, w)
+    kept = kept.reshape(-1, *kept.shape[-2:])
+    return F.max_pool2d(kept.unsqueeze(1), p).squeeze(1).bool()
+
+
+def latent_frame_of(video_frames: int, stride: int, latent_frames: int) -> torch.Tensor:
+    """Latent frame of each decoded video frame: frame 0 alone, then `stride` frames each."""
+    f = torch.arange(video_frames)
+    return ((f + stride - 1) // stride).clamp(max=latent_frames - 1)
 
 
 class FoveatedDecode(io.ComfyNode):
@@ -57,20 +89,31 @@ class FoveatedDecode(io.ComfyNode):
     def execute(cls, samples, vae, fovea, margin) -> io.NodeOutput:
         latent = samples["samples"]
         layout, packing = layout_for_latent(fovea, latent, vae)
+        p, token_px, stride = token_geometry(vae)
+        kept = kept_tokens(samples.get("noise_mask"), latent, p)
+        if kept is not None and kept.any():  # inpainting kept them from the input: decode them at full resolution
+            layout = layout.with_full_resolution(kept)
+            packing = layout.cached(("packing", p), lambda: LatentPacking(layout, p))
         if not packing.is_canonical(latent):
             raise ValueError(
                 "this latent was not generated with this fovea: its periphery is not made of low-resolution "
                 "blocks. Connect the same FOVEA to Apply Foveation and Foveated Decode, or use VAE Decode."
             )
-        dec = layout.cached(("decoder", packing.patch, TOKEN_PX, fovea.feather, margin),
-                            lambda: SplitDecoder(layout, packing.patch, TOKEN_PX, fovea.feather, margin))
+        dec = layout.cached(("decoder", p, token_px, fovea.feather, margin),
+                            lambda: SplitDecoder(layout, p, token_px, fovea.feather, margin))
         pbar = comfy.utils.ProgressBar(len(dec.parts))
         parts = []
-        for part in dec.parts:  # one VAE call per level
-            parts.append(vae.decode(part.latent(latent, packing.patch)))
+        for part in dec.parts:  # one VAE call per level (a video's crop spans all its frames)
+            parts.append(vae.decode(part.latent(latent, p)))
             pbar.update(1)
-        image = dec.compose(parts)
-        mask = dec.weights(0, image.device).expand(image.shape[0], -1, -1)
+        frame_of = None
+        if latent.ndim == 5:  # (n * B, F, h, w, C) -> (n * B * F, h, w, C), like VAE Decode's output
+            n_frames = parts[0].shape[1]
+            parts = [img.reshape(-1, *img.shape[-3:]) for img in parts]
+            frame_of = latent_frame_of(n_frames, stride, layout.shape[0]).repeat(latent.shape[0])
+        image = dec.compose(parts, frame_of)
+        mask = dec.weights(0, image.device)[frame_of if frame_of is not None else torch.zeros(image.shape[0],
+                                                                                              dtype=torch.long)]
         # a small preview (it also feeds the Fovea node's canvas: the last image decoded with it)
         return io.NodeOutput(image, mask, ui=ui.PreviewImage(_preview(image[:1]), cls=cls))
 
@@ -94,7 +137,8 @@ class FoveatedEncode(io.ComfyNode):
             description="Encode an image into a foveated latent for img2img: the fovea from the full-resolution "
                         "encode, the periphery from encodes of the downsampled image (never a pooled latent).",
             inputs=[
-                io.Image.Input("pixels", tooltip="Image to encode; width and height multiples of 16 px."),
+                io.Image.Input("pixels", tooltip="Image (or a video's frames) to encode; width and height multiples of "
+                                                 "the model's token size (16 px; 32 px for Wan 2.2 5B)."),
                 io.Vae.Input("vae", tooltip="The model's VAE."),
                 FOVEA.Input("fovea", tooltip="The FOVEA you will sample with."),
             ],
@@ -104,10 +148,11 @@ class FoveatedEncode(io.ComfyNode):
     @classmethod
     def execute(cls, pixels, vae, fovea) -> io.NodeOutput:
         H, W = pixels.shape[1:3]
-        if H % TOKEN_PX or W % TOKEN_PX:
-            lo = lambda v: max(TOKEN_PX, v // TOKEN_PX * TOKEN_PX)  # noqa: E731
-            raise ValueError(f"image is {W}x{H} px; Foveated Encode needs multiples of {TOKEN_PX} px "
-                             f"(e.g. {lo(W)}x{lo(H)} or {lo(W) + TOKEN_PX}x{lo(H) + TOKEN_PX}); resize or crop it first")
+        tp = token_geometry(vae)[1]
+        if H % tp or W % tp:
+            lo = lambda v: max(tp, v // tp * tp)  # noqa: E731
+            raise ValueError(f"image is {W}x{H} px; Foveated Encode needs multiples of {tp} px "
+                             f"(e.g. {lo(W)}x{lo(H)} or {lo(W) + tp}x{lo(H) + tp}); resize or crop it first")
         rgb = pixels[..., :3]
         full = vae.encode(rgb)
         layout, packing = layout_for_latent(fovea, full, vae)

@@ -55,13 +55,13 @@ import comfy.utils
 import folder_paths
 from comfy.weight_adapter.lora import LoraDiff, LoRAAdapter
 
+from ..fov_core.grid import DEFAULT_TOKEN_PX as TOKEN_PX  # the trainer's families: FLUX.1, FLUX.2, Chroma
 from ..fov_core.inplace_safe import block_forward
 from ..fov_core import (
     LevelPolicy, TrainingFoveae, boxes_in_fitted_image, fit_image, merge_levels, min_side_px,
     packed_velocity_loss, plan_fit, saliency_gaze,
 )
-from .adapters import SUPPORTED, adapter_for
-from .adapters.base import TOKEN_PX
+from .adapters import adapter_for
 from .fovea_nodes import regions_from_boxes
 from .foveation import WRAPPER_KEY, FoveationPatch
 from .latent_nodes import encode_low_levels
@@ -82,18 +82,22 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BOX_EXPAND = 0.1  # boxes grow by this fraction of their size on every side (Fovea from Boxes' default)
 SIGMA_MIN = 1e-3  # sigmas are drawn in [SIGMA_MIN, 1]: the velocity error divides by sigma
 DTYPES = ("bf16", "fp32", "none")
+TRAIN_SUPPORTED = "FLUX.1 (dev, schnell, Kontext), FLUX.2 ([klein], [dev]) and Chroma (no video models yet)"
 
 
 # ----------------------------------------------------------------------------- inputs
 def supported_adapter(model):
-    """The family adapter class, or a clear error naming the families the trainer supports."""
+    """The family adapter class, or a clear error naming the families the trainer supports
+    (Apply Foveation's image families; video models are not trained)."""
     try:
         adapter_cls = adapter_for(model)
     except ValueError:
+        adapter_cls = None
+    if adapter_cls is None or adapter_cls.video:
         dm = getattr(getattr(model, "model", None), "diffusion_model", None)
         kind = type(dm).__name__ if dm is not None else type(model).__name__
         raise ValueError(f"Train Foveated LoRA does not support this model ({kind}). Supported families: "
-                         f"{SUPPORTED}.") from None
+                         f"{TRAIN_SUPPORTED}.")
     prm = getattr(model.model.diffusion_model, "params", None)
     if prm is not None and getattr(prm, "in_channels", None) != getattr(prm, "out_channels", None):
         raise ValueError("Train Foveated LoRA trains text-to-image models; this model takes extra input channels "

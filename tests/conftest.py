@@ -163,15 +163,16 @@ def env(tmp_path_factory):
         pytest.skip(COMFY_REASON)
     from types import SimpleNamespace
 
-    from comfy_fixtures import harness, tiny_models
+    from comfy_fixtures import harness, tiny_models, tiny_wan
 
     base = tmp_path_factory.mktemp("comfyui")
     models = base / "models"
     infos = tiny_models.write_all(models)
     infos["flux1_fill"] = tiny_models.write_flux1_dit(models / "diffusion_models" / "tiny_flux1_fill.safetensors",
                                                       in_channels=96, seed=5)  # FLUX.1 Fill: 16 + 16 + 64 channels
+    infos.update(tiny_wan.write_all(models))
     handle = harness.boot_comfyui(COMFY_ROOT, models, base / "output", [PACK_ROOT])
     harness.register_nodes(handle, harness.harness_test_nodes())
     pack = sys.modules[str(PACK_ROOT).replace(".", "_x_")]
     return SimpleNamespace(handle=handle, pack=pack, models=models, infos=infos, harness=harness,
-                           tiny_models=tiny_models, root=COMFY_ROOT)
+                           tiny_models=tiny_models, tiny_wan=tiny_wan, root=COMFY_ROOT)

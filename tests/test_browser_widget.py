@@ -8,6 +8,7 @@ Set up with: apt-get install chromium; cd tests/browser && npm install.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,9 +19,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 import workflow_specs
 from conftest import COMFY_ROOT, PACK_ROOT
+from fov_core import Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, TokenGrid, TokenLayout, rasterize
 
 pytestmark = pytest.mark.browser
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
@@ -126,6 +129,42 @@ def _check_kept_fields(k, kp):
     assert abs(got[2][1] - 0.7) < 0.01 and abs(got[2][2] - 0.35) < 0.01, got
 
 
+def _check_video_canvas(v):
+    """A Gaze Path at 832x480: the drawn image keeps the aspect, the click lands where it was aimed,
+    and the shading drawn at the scrubbed frame is fov_core's level map of its LATENT frame."""
+    video, d = v["video"], v["drawn"]
+    aspect = video["width"] / video["height"]
+    scale = v["canvasPx"][0] / v["canvasBox"]["width"]  # canvas pixels per page pixel
+    assert abs((d["right"] - d["left"]) - v["rect"]["rw"] * scale) <= 3, v  # (lines on its edges: +-1.5 px)
+    assert abs((d["bottom"] - d["top"]) - v["rect"]["rh"] * scale) <= 3, v
+    assert abs((d["right"] - d["left"]) / (d["bottom"] - d["top"]) / aspect - 1) < 0.01, d
+    kfs = json.loads(v["keyframes"])
+    added = [k for k in kfs if k["frame"] == video["frame"]]
+    assert len(kfs) == 5 and len(added) == 1, kfs
+    tol = 1.5 / min(v["rect"]["rw"], v["rect"]["rh"]) + 1e-4  # a mouse position is whole pixels
+    assert abs(added[0]["x"] - video["click"][0]) < tol and abs(added[0]["y"] - video["click"][1]) < tol, added
+    assert min(v["cellPx"]) >= 8, v["cellPx"]  # tokens big enough to read their shade
+    path = GazePath(tuple(GazeKeyframe(k["frame"], k["x"], k["y"], k["radius"]) for k in kfs), video["frames"])
+    policy = LevelPolicy.rings(1.5)
+    grid = TokenGrid((video["frames"] - 1) // 4 + 1, video["height"] // 16, video["width"] // 16, frame_stride=4)
+    levels = rasterize(Fovea((), policy, path=path), grid)
+    t = (video["frame"] + 3) // 4
+    first, last = grid.video_frames_of(t)[0], grid.video_frames_of(t)[-1]
+    assert f"frame {video['frame']}/{video['frames'] - 1}" in v["label"], v["label"]
+    assert f"latent {t}/{grid.frames - 1}" in v["label"], v["label"]
+    drawn = torch.tensor(v["levels"]).reshape(grid.height, grid.width)
+    assert torch.equal(drawn, levels[t]), (drawn != levels[t]).nonzero().tolist()
+    # (the latent frame's union differs from the scrubbed video frame's own map: the check tells them apart)
+    single = rasterize(Fovea((Gaze(*path.sample(video["frame"])),), policy), TokenGrid(1, grid.height, grid.width))
+    assert not torch.equal(single[0], levels[t])
+    m = re.search(r"latent frame (\d+) \(video frames (\d+)-(\d+)\): (\d+)/(\d+) tokens", v["readout"])
+    assert m, v["readout"]
+    full = grid.height * grid.width
+    assert [int(g) for g in m.groups()] == [t, first, last, TokenLayout(levels[t][None]).n_tokens, full], v["readout"]
+    m = re.search(r"video: (\d+)/(\d+) tokens", v["readout"])
+    assert m and [int(g) for g in m.groups()] == [TokenLayout(levels).n_tokens, full * grid.frames], v["readout"]
+
+
 def test_canvas_widgets_in_a_real_browser(server):
     server, base = server
     ARTIFACTS.mkdir(exist_ok=True)
@@ -150,6 +189,7 @@ def test_canvas_widgets_in_a_real_browser(server):
         sent = s["sent"]
         assert sent is not None, "queueing sent no prompt"
         assert sent["x"] == s["afterRight"]["x"] and sent["radius"] == s["afterRight"]["radius"]
+        _check_video_canvas(steps[f"video_{mode}"])
         kfs = json.loads(steps[f"path_{mode}"]["keyframes"])
         assert 40 in [k["frame"] for k in kfs], kfs
         assert (ARTIFACTS / f"fovea_widget_{mode}.png").is_file()

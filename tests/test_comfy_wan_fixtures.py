@@ -297,8 +297,8 @@ def test_wan22_vae_tiny_needs_the_patch(comfy, tmp_path):
 
 
 def test_wan22_vae_native_widths_match_comfyui(comfy, tmp_path):
-    """write_wan22_vae(native=True) has exactly the keys and shapes of the module ComfyUI
-    builds unaided (ddconfig captured from a real load; compared on the meta device)."""
+    """wan22_vae_shapes() (the native widths) are exactly the keys and shapes of the module
+    ComfyUI builds unaided (ddconfig captured from a real load; compared on the meta device)."""
     info = tiny_wan.write_wan22_vae(tmp_path / "tiny.safetensors")
     with tiny_wan.wan22_vae_detection_patch() as configs:
         comfy.sd.VAE(sd=comfy.utils.load_torch_file(info["path"]))

@@ -1,12 +1,16 @@
 """Fovea descriptions: what they mean on a grid, and clear errors for bad input."""
 import math
+import time
 
 import pytest
 import torch
 
+from bench.measure import PeakMemory
 from fov_core import (
-    AcuityGaze, Box, Fovea, Gaze, GazeKeyframe, GazePath, LevelPolicy, MaskRegion, TokenGrid, rasterize,
+    AcuityGaze, Box, Fovea, Gaze, GazeKeyframe, GazePath, LayoutCache, LevelPolicy, MaskRegion, TokenGrid,
+    assign_levels, rasterize, resolution_preview,
 )
+from fov_core.regions import FrameCoords
 
 pytestmark = pytest.mark.pure
 
@@ -101,7 +105,6 @@ def test_acuity_rings_follow_viewing_geometry():
     # from further away each pixel subtends less: the periphery can be coarser sooner
     assert full_far < full_near
     # eccentricity at the gaze is 0 and grows monotonically along a row
-    from fov_core.fovea import FrameCoords
     e = near.eccentricity_deg(FrameCoords.build(grid, 0))[32]
     assert e[32] < 1.0 and torch.all(e[33:].diff() > 0)
 
@@ -132,6 +135,9 @@ def test_path_frame_count_must_match():
         (lambda: Box(1.2, 0.1, 1.5, 0.2), "outside"),
         (lambda: MaskRegion(torch.zeros(8, 8)), "mask is empty"),
         (lambda: MaskRegion(torch.full((8, 8), float("nan"))), "NaN"),
+        (lambda: MaskRegion(torch.tensor([[0.0, float("inf")]])), "NaN or infinite"),
+        (lambda: MaskRegion(torch.full((8, 8), 0.4)), "no value reaches the threshold 0.5 .*largest value is 0.4"),
+        (lambda: MaskRegion(torch.ones(8, 8), float("nan")), "mask threshold must be a finite number"),
         (lambda: MaskRegion(torch.zeros(2, 3, 4, 5)), "shape"),
         (lambda: AcuityGaze(0.5, 0.5, distance_cm=0), "distance_cm must be > 0"),
         (lambda: LevelPolicy((1, 2)), "start at 0"),
@@ -168,8 +174,19 @@ def test_fovea_outside_the_image_is_an_error():
 
 def test_mask_frame_count_mismatch():
     m = torch.ones(5, 8, 8)
-    with pytest.raises(ValueError, match="mask has 5 frames"):
+    with pytest.raises(ValueError, match=r"the mask has 5 frames but the video has 9 frames \(3 latent frames\); "
+                                         r"give 1 mask .*, 9 \(one per video frame\) or 3 \(one per latent frame\)"):
         rasterize(Fovea((MaskRegion(m),)), TokenGrid(3, 8, 8, frame_stride=4))
+
+
+@pytest.mark.parametrize("policy", [LevelPolicy.half(), LevelPolicy.rings(2.0)], ids=["half", "rings"])
+def test_a_frame_with_an_empty_mask_is_all_periphery(policy):
+    m = torch.zeros(3, 32, 32)
+    m[0, :8, :8] = 1
+    m[2, 20:, 20:] = 1
+    lm = rasterize(Fovea((MaskRegion(m),), policy), TokenGrid(3, 16, 16))
+    assert (lm[1] == policy.periphery).all()
+    assert (lm[0, :4, :4] == 0).all() and (lm[2, 10:, 10:] == 0).all()
 
 
 def test_video_mask_per_video_frame_takes_the_union_per_latent_frame():
@@ -194,3 +211,77 @@ def test_fovea_key_is_content_based():
     m2 = m.clone()
     m2[2, 2] = 1
     assert Fovea((MaskRegion(m),)).key() == Fovea((MaskRegion(m.clone()),)).key() != Fovea((MaskRegion(m2),)).key()
+
+
+def cdist_rho(mask: torch.Tensor, threshold: float, grid: TokenGrid) -> torch.Tensor:
+    """The former mask eccentricity, written out as the reference: threshold the pixels,
+    max-pool them to the token grid, then the distance from every token center to the
+    nearest fovea token center by torch.cdist over all token pairs."""
+    inside = (mask >= threshold).float().amax(dim=0, keepdim=True)
+    inside = torch.nn.functional.adaptive_max_pool2d(inside[None], (grid.height, grid.width))[0, 0] > 0.5
+    fc = FrameCoords.build(grid, 0)
+    pts_in = torch.stack([fc.xs[inside], fc.ys[inside]], dim=-1)
+    pts = torch.stack([fc.xs.reshape(-1), fc.ys.reshape(-1)], dim=-1)
+    dist = torch.cdist(pts, pts_in).amin(dim=1).reshape(inside.shape)
+    r_eq = math.sqrt(float(inside.sum()) * grid.token_px**2 / math.pi)
+    return torch.where(inside, 0.0, 1.0 + dist / r_eq)
+
+
+def _random(shape, seed):
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _one_pixel(h, w, y, x):
+    m = torch.zeros(1, h, w)
+    m[0, y, x] = 1.0
+    return m
+
+
+@pytest.mark.parametrize(
+    "mask, threshold, grid",
+    [
+        (torch.arange(64.0).reshape(1, 64, 1).expand(1, 64, 64) % 40 >= 20, 0.5, TokenGrid(1, 16, 16)),  # bands
+        (_random((1, 100, 140), 0), 0.9995, TokenGrid(1, 13, 17, token_px=8)),  # scattered pixels
+        (_one_pixel(300, 200, 150, 7), 0.5, TokenGrid(1, 30, 20)),  # one pixel, mask not a multiple of the grid
+        (_random((1, 97, 61), 3), 0.99, TokenGrid(1, 40, 24, token_px=2)),  # mask coarser than the grid
+        (_random((1, 512, 512), 1), 0.99998, TokenGrid(1, 64, 64)),
+    ],
+    ids=["bands", "scattered", "one_pixel", "coarse_mask", "few_blobs"],
+)
+def test_mask_ring_distances_equal_all_pairs_token_center_distances(mask, threshold, grid):
+    """The O(tokens) distance transform gives what cdist over every token pair gave."""
+    mask = mask.float()
+    region = MaskRegion(mask, threshold)
+    ref = cdist_rho(mask, threshold, grid)
+    assert 0 < int((ref == 0).sum()) < grid.tokens // 2
+    torch.testing.assert_close(region.rho(FrameCoords.build(grid, 0)), ref, rtol=1e-9, atol=1e-9)
+    policy = LevelPolicy.rings(1.7)
+    expected = assign_levels(policy.level_for_rho(ref)[None], policy.levels)
+    assert torch.equal(rasterize(Fovea((region,), policy), grid), expected)
+
+
+def test_a_4096_mask_fovea_stays_small_in_memory():
+    """A (4096, 4096) MASK, a quarter of it fovea with rings, to its preview (what Fovea from
+    Mask outputs) and the TokenLayout of the 256x256-token grid: under 100 MiB beyond the mask
+    (the 64 MiB preview included). All-pairs ring distances (torch.cdist) needed 8 GiB here."""
+
+    def path(mask):
+        fovea = Fovea((MaskRegion(mask),), LevelPolicy.rings(2.0))
+        preview = resolution_preview(fovea, mask.shape[-1], mask.shape[-2], 1, 16)
+        return preview, LayoutCache().get(fovea, TokenGrid(1, mask.shape[-2] // 16, mask.shape[-1] // 16))
+
+    small = torch.zeros(1, 256, 256)
+    small[:, 64:192, 64:192] = 1
+    path(small)  # first calls (imports, kernels) outside the measurement
+    mask = torch.zeros(1, 4096, 4096)
+    mask[:, 1024:3072, 1024:3072] = 1
+    with PeakMemory("cpu") as mem:
+        start = time.perf_counter()
+        preview, layout = path(mask)
+        elapsed = time.perf_counter() - start
+    assert mem.ok, "cannot reset the peak resident set (/proc/self/clear_refs)"
+    print(f"4096^2 mask -> preview + layout: {elapsed:.3f} s, peak {mem.peak / 2**20:.0f} MiB beyond the mask")
+    assert mem.peak < 100 * 2**20, f"{mem.peak / 2**20:.0f} MiB"
+    assert preview.shape == (1, 4096, 4096) and float(preview[0, 2048, 2048]) == 1.0
+    lm = layout.level_map[0]
+    assert (lm[64:192, 64:192] == 0).all() and set(torch.unique(lm).tolist()) == {0, 1, 2}

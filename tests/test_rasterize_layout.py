@@ -105,6 +105,27 @@ def test_pack_unpack_round_trips(grid, gs, policy, p):
     assert sum(n * 4**k for k, n in layout.counts().items()) == layout.full_tokens
 
 
+@settings(max_examples=40, deadline=None)
+@given(grid=grids, gs=st.lists(gazes, min_size=1, max_size=2), policy=st.sampled_from(POLICIES),
+       seed=st.integers(0, 2**16), share=st.floats(0.0, 0.3))
+def test_tokens_made_full_resolution_only_lower_levels(grid, gs, policy, seed, share):
+    """Inpainting: tokens a noise mask keeps decode at full resolution; every other token
+    keeps its level or gets finer, so a latent canonical for the fovea stays canonical."""
+    layout = TokenLayout(rasterize(Fovea(tuple(gs), policy), grid))
+    full = torch.rand(layout.shape, generator=torch.Generator().manual_seed(seed)) < share
+    promoted = layout.with_full_resolution(full)
+    lm = promoted.level_map
+    assert (lm[full] == 0).all() and (lm <= layout.level_map).all()
+    assert promoted is layout.with_full_resolution(full)  # built once per set of tokens
+    if not full.any():
+        assert promoted is layout
+    for p in (1, 2):
+        pk = LatentPacking(layout, p)
+        T, Hl, Wl = pk.latent_shape
+        canon = pk.canonicalize(torch.randn((1, 2, T, Hl, Wl) if T > 1 else (1, 2, Hl, Wl)))
+        assert LatentPacking(promoted, p).is_canonical(canon)
+
+
 def test_layout_order_positions_and_key_subsets():
     lm = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]]])
     layout = TokenLayout(lm)

@@ -1,8 +1,9 @@
 """The canvas widget's JavaScript equals fov_core's geometry and keeps the nodes' values
 (run with node's test runner).
 
-Python writes the expected results for many foveae and paths; tests/web/geometry.test.mjs
-recomputes them with web/fovea_geometry.js. tests/web/values.test.mjs checks the widgets' pure
+Python writes the expected results for many foveae and paths (for gaze paths over video: the
+level map and token count of every LATENT frame, which takes the finest level over the video
+frames it covers); tests/web/geometry.test.mjs recomputes them with web/fovea_geometry.js. tests/web/values.test.mjs checks the widgets' pure
 logic (lossless widget values, one redraw per frame, node lookup in subgraphs), and
 tests/web/roundtrip.test.mjs takes widget values Python wrote in every form the nodes accept
 through the canvas edits (tests/test_comfy_widget_values.py parses the results with the nodes).
@@ -66,7 +67,57 @@ def make_fixtures():
         path = GazePath(tuple(GazeKeyframe(*k) for k in kfs), n)
         paths.append({"keyframes": [dict(zip(("frame", "x", "y", "radius"), k)) for k in kfs],
                       "samples": [[f, list(path.sample(f))] for f in range(n)]})
-    return {"foveae": foveae, "paths": paths}
+    return {"foveae": foveae, "paths": paths, "video": video_fixtures()}
+
+
+def _video_cases():
+    """(width, height, periphery, ring_scale, num_frames, frame_stride, keyframes (frame, x, y, radius))."""
+    import random
+
+    fast = [(0, 0.1, 0.2, 0.12), (20, 0.8, 0.3, 0.2), (40, 0.5, 0.85, 0.1), (80, 0.3, 0.4, 0.25)]
+    cases = [
+        (832, 480, "1/2 resolution", 2.0, 81, 4, fast),
+        (832, 480, "1/4 resolution", 2.0, 81, 4, fast),
+        (832, 480, "rings: 1/2 then 1/4", 1.8, 81, 4, fast),
+        (832, 480, "rings: 1/2 then 1/4", 2.5, 21, 4, [(10, 0.4, 0.6, 0.2)]),  # a single keyframe
+        (480, 832, "1/2 resolution", 2.0, 5, 4, [(0, 0.5, 0.5, 0.3), (4, 0.7, 0.2, 0.1)]),  # 2 latent frames
+        # paths that leave the image over the left / right edge and over the top / bottom
+        (832, 480, "1/4 resolution", 2.0, 17, 4, [(0, -0.4, 0.5, 0.15), (16, 1.4, 0.5, 0.15)]),
+        (640, 640, "rings: 1/2 then 1/4", 2.0, 33, 4, [(0, 0.5, 1.3, 0.1), (12, 0.5, 0.5, 0.2),
+                                                        (32, 0.2, -0.3, 0.3)]),
+        (720, 464, "1/2 resolution", 2.0, 49, 4, [(3, 0.97, 0.03, 0.02), (45, 0.01, 0.99, 0.04)]),
+        # other frame strides (another video family's VAE)
+        (832, 480, "1/2 resolution", 2.0, 9, 1, [(0, 0.2, 0.5, 0.2), (8, 0.8, 0.5, 0.2)]),
+        (832, 480, "1/4 resolution", 2.0, 25, 8, [(0, 0.1, 0.1, 0.1), (24, 0.9, 0.9, 0.3)]),
+    ]
+    rng = random.Random(11)
+    for _ in range(6):
+        w, h = rng.choice([(832, 480), (1280, 720), (480, 832), (960, 544)])
+        stride = rng.choice([4, 4, 4, 2])
+        n = 1 + stride * rng.randint(1, 20)
+        frames = sorted(rng.sample(range(n), rng.randint(1, min(5, n))))
+        kfs = [(f, round(rng.uniform(-0.3, 1.3), 3), round(rng.uniform(-0.3, 1.3), 3), round(rng.uniform(0.03, 0.5), 3))
+               for f in frames]
+        kfs[0] = (kfs[0][0], 0.5, 0.5, kfs[0][3])  # the fovea reaches into the image somewhere
+        cases.append((w, h, rng.choice(list(POLICY)), round(rng.uniform(1.2, 3.0), 2), n, stride, kfs))
+    return cases
+
+
+def video_fixtures():
+    out = []
+    for w, h, per, scale, n, stride, kfs in _video_cases():
+        assert (n - 1) % stride == 0
+        grid = TokenGrid((n - 1) // stride + 1, round(h / 16), round(w / 16), frame_stride=stride)
+        path = GazePath(tuple(GazeKeyframe(*k) for k in kfs), n)
+        levels = rasterize(Fovea((), POLICY[per](scale), path=path), grid)
+        out.append({"width": w, "height": h, "periphery": per, "ring_scale": scale, "num_frames": n,
+                    "frame_stride": stride, "keyframes": [dict(zip(("frame", "x", "y", "radius"), k)) for k in kfs],
+                    "grid": [grid.frames, grid.height, grid.width],
+                    "video_frames_of": [[r.start, r.stop - 1] for r in map(grid.video_frames_of, range(grid.frames))],
+                    "levels": [lv.flatten().tolist() for lv in levels],
+                    "tokens": [TokenLayout(lv[None]).n_tokens for lv in levels],
+                    "total_tokens": TokenLayout(levels).n_tokens})
+    return out
 
 
 def test_widget_geometry_matches_fov_core(tmp_path):

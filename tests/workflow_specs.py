@@ -8,6 +8,8 @@ ComfyUI and pack expect (tests/test_comfy_workflows.py). To regenerate after a c
 """
 from __future__ import annotations
 
+import json
+
 FRONTEND_ONLY = {"MarkdownNote", "Note"}
 BYPASS = 4  # litegraph node mode "bypass": the node is skipped and its input passed through
 
@@ -24,6 +26,13 @@ MODEL_SOURCES = {
     "t5xxl_fp8_e4m3fn_scaled.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/text_encoders/t5xxl_fp8_e4m3fn_scaled.safetensors"),
     "ae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/vae/ae.safetensors"),
     "flux1-dev-kontext_fp8_scaled.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/split_files/diffusion_models/flux1-dev-kontext_fp8_scaled.safetensors"),
+    "wan2.1_t2v_1.3B_fp16.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors?download=true"),
+    "wan2.1_i2v_480p_14B_fp16.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/diffusion_models/wan2.1_i2v_480p_14B_fp16.safetensors"),
+    "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"),
+    "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/diffusion_models/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"),
+    "umt5_xxl_fp8_e4m3fn_scaled.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors"),
+    "wan_2.1_vae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors"),
+    "clip_vision_h.safetensors": ("clip_vision", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/clip_vision/clip_vision_h.safetensors"),
 }
 PAPER_LORA_REPO = "https://huggingface.co/bchao1/foveated-diffusion"
 CANVAS_NODES = {"Fovea", "GazePath"}  # nodes with the pack's canvas widget
@@ -35,6 +44,22 @@ LORA_NOTE = (
     "boundary). For the paper's quality, download its foveated LoRA for FLUX.2 [klein] base 4B "
     f"from {PAPER_LORA_REPO} (`fov_random`, `fov_saliency`, `fov_bbox`) into "
     "`ComfyUI/models/loras/`, then select the LoRA node and press Ctrl+B to enable it."
+)
+
+
+# ComfyUI's Wan templates use this negative prompt (Wan's own, in Chinese: oversaturated, static,
+# blurry, subtitles, worst quality, deformed hands and faces, cluttered background ...).
+WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
+                "丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，"
+                "静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
+GAZE_PATH_NOTE = (
+    "**Gaze Path**: scrub to a video frame and click to put a keyframe there (drag a keyframe to move "
+    "it, the wheel sets its radius, right-click removes it); between keyframes the gaze is interpolated "
+    "smoothly. The canvas shades every token with the resolution it gets in the *latent* frame the "
+    "scrubbed video frame belongs to: Wan's VAE makes one latent frame of video frame 0 and one of every "
+    "4 frames after it, and a latent frame keeps full resolution wherever the gaze is in any of its 4 "
+    "frames. The line below gives that latent frame's tokens and the whole video's. Keep `num_frames`, "
+    "`width` and `height` equal to the latent's length and size."
 )
 
 
@@ -170,6 +195,202 @@ WORKFLOWS = {
         ],
     },
 }
+
+def _wan_loaders(unet, shift, title=None, key="unet", sampling="shift"):
+    """A Wan diffusion model and ModelSamplingSD3 with the template's shift."""
+    opts = {"title": title} if title else {}
+    return [(key, "UNETLoader", {"unet_name": unet, "weight_dtype": "default"}, {}, opts),
+            (sampling, "ModelSamplingSD3", {"shift": shift}, {"model": (key, 0)})]
+
+
+def _wan_text(prompt):
+    return [("clip", "CLIPLoader", {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan",
+                                    "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": prompt}, {"clip": ("clip", 0)}),
+            ("neg", "CLIPTextEncode", {"text": WAN_NEGATIVE}, {"clip": ("clip", 0)})]
+
+
+def _gaze_path(keyframes, width, height, frames=81, inputs=None, periphery="1/2 resolution"):
+    text = json.dumps([dict(zip(("frame", "x", "y", "radius"), k)) for k in keyframes])
+    return ("path", "GazePath", {"keyframes": text, "num_frames": frames, "width": width, "height": height,
+                                 "periphery": periphery, "ring_scale": 2.0, "feather": 0.03}, inputs or {})
+
+
+def _wan_vae():
+    return ("vae", "VAELoader", {"vae_name": "wan_2.1_vae.safetensors"}, {})
+
+
+def _wan_output(prefix, samples=("sampler", 0)):
+    """Foveated Decode of the video latent (VAE: _wan_vae), then a video file (16 fps, as Wan's templates)."""
+    return [("decode", "FoveatedDecode", {"margin": 2}, {"samples": samples, "vae": ("vae", 0), "fovea": ("path", 0)}),
+            ("video", "CreateVideo", {"fps": 16.0, "bit_depth": 8}, {"images": ("decode", 0)}),
+            ("save", "SaveVideo", {"filename_prefix": prefix, "format": "auto", "codec": "auto"},
+             {"video": ("video", 0)})]
+
+
+WORKFLOWS.update({
+    "wan21_t2v_gaze_path": {
+        "about": "Wan 2.1 T2V 1.3B, text to video, 81 frames at 832x480, foveated along a moving Gaze Path.",
+        "nodes": [
+            _note("## Wan 2.1 text-to-video with a moving fovea\n\nThe fovea follows the kite across the frame: "
+                  "full-resolution tokens where the gaze is, 1/2 resolution elsewhere, in every latent frame. "
+                  "**Apply Foveation** shows the tokens kept over the whole video; **Foveated Decode** decodes "
+                  "the periphery at its own resolution and the fovea on its region.\n\n" + GAZE_PATH_NOTE
+                  + "\n\nSettings from ComfyUI's Wan 2.1 template: shift 8, uni_pc, 30 steps, CFG 6.\n\n"
+                  "Models: `wan2.1_t2v_1.3B_fp16.safetensors` (diffusion_models), "
+                  "`umt5_xxl_fp8_e4m3fn_scaled.safetensors` (text_encoders), `wan_2.1_vae.safetensors` (vae)."),
+            *_wan_loaders("wan2.1_t2v_1.3B_fp16.safetensors", 8.0),
+            *_wan_text("a red kite flying across a clear blue sky above green hills, the camera pans with it, "
+                       "daytime, detailed"),
+            ("latent", "EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 81, "batch_size": 1}, {}),
+            _gaze_path([(0, 0.2, 0.45, 0.22), (40, 0.5, 0.3, 0.25), (80, 0.8, 0.45, 0.22)], 832, 480),
+            ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("path", 0), "latent": ("latent", 0)}),
+            ("sampler", "KSampler", {"seed": 42, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            _wan_vae(),
+            *_wan_output("video/foveated_wan21_t2v"),
+        ],
+    },
+    "wan21_i2v_gaze_path": {
+        "about": "Wan 2.1 I2V 480p 14B, image to video, 81 frames at 832x480, foveated along a Gaze Path; "
+                 "the start image and its CLIP vision embedding condition every frame and are never foveated.",
+        "nodes": [
+            _note("## Wan 2.1 image-to-video with a moving fovea\n\nThe start image (LoadImage) conditions the "
+                  "video through WanImageToVideo and CLIP vision; it is never foveated, only the generated "
+                  "frames are. The **Gaze Path** canvas shows the start image to place the gaze on.\n\n"
+                  + GAZE_PATH_NOTE + "\n\nSettings from ComfyUI's Wan 2.1 I2V template: shift 8, uni_pc, "
+                  "20 steps, CFG 6.\n\nModels: `wan2.1_i2v_480p_14B_fp16.safetensors` (diffusion_models), "
+                  "`umt5_xxl_fp8_e4m3fn_scaled.safetensors` (text_encoders), `clip_vision_h.safetensors` "
+                  "(clip_vision), `wan_2.1_vae.safetensors` (vae)."),
+            *_wan_loaders("wan2.1_i2v_480p_14B_fp16.safetensors", 8.0),
+            *_wan_text("the scene comes alive, gentle camera push-in, natural motion, detailed"),
+            ("image", "LoadImage", {"image": "example.png"}, {}),
+            ("clipvision", "CLIPVisionLoader", {"clip_name": "clip_vision_h.safetensors"}, {}),
+            ("vision", "CLIPVisionEncode", {"crop": "none"}, {"clip_vision": ("clipvision", 0), "image": ("image", 0)}),
+            _wan_vae(),
+            ("i2v", "WanImageToVideo", {"width": 832, "height": 480, "length": 81, "batch_size": 1},
+             {"positive": ("pos", 0), "negative": ("neg", 0), "vae": ("vae", 0),
+              "clip_vision_output": ("vision", 0), "start_image": ("image", 0)}),
+            _gaze_path([(0, 0.5, 0.45, 0.25), (40, 0.35, 0.4, 0.2), (80, 0.6, 0.5, 0.25)], 832, 480,
+                       inputs={"preview_image": ("image", 0)}),
+            ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("path", 0), "latent": ("i2v", 2)}),
+            ("sampler", "KSampler", {"seed": 42, "steps": 20, "cfg": 6.0, "sampler_name": "uni_pc",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("apply", 0), "positive": ("i2v", 0), "negative": ("i2v", 1), "latent_image": ("i2v", 2)}),
+            *_wan_output("video/foveated_wan21_i2v"),
+        ],
+    },
+    "wan22_14b_t2v_gaze_path": {
+        "about": "Wan 2.2 14B T2V, its high-noise and low-noise experts in two KSamplerAdvanced, both patched "
+                 "by one Gaze Path fovea; 81 frames at 640x640.",
+        "nodes": [
+            _note("## Wan 2.2 14B text-to-video: two experts, one fovea\n\nThe high-noise expert runs the first "
+                  "10 of 20 steps and hands its noisy latent to the low-noise expert, as in ComfyUI's Wan 2.2 "
+                  "template (shift 5, euler, CFG 3.5). One **Gaze Path** feeds both **Apply Foveation** nodes, "
+                  "so both experts keep the same tokens at full resolution and the latent stays consistent "
+                  "between them.\n\n" + GAZE_PATH_NOTE + "\n\nModels: "
+                  "`wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors` + "
+                  "`wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors` (diffusion_models), "
+                  "`umt5_xxl_fp8_e4m3fn_scaled.safetensors` (text_encoders), `wan_2.1_vae.safetensors` (vae)."),
+            *_wan_loaders("wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", 5.0, "High-noise expert",
+                          "unet_high", "shift_high"),
+            *_wan_loaders("wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors", 5.0, "Low-noise expert",
+                          "unet_low", "shift_low"),
+            *_wan_text("a hummingbird hovering at red flowers in a sunny garden, then darting away, slow motion, "
+                       "shallow depth of field"),
+            ("latent", "EmptyHunyuanLatentVideo", {"width": 640, "height": 640, "length": 81, "batch_size": 1}, {}),
+            _gaze_path([(0, 0.4, 0.45, 0.25), (48, 0.45, 0.4, 0.25), (80, 0.8, 0.25, 0.2)], 640, 640),
+            ("apply_high", "ApplyFoveation", {}, {"model": ("shift_high", 0), "fovea": ("path", 0),
+                                                  "latent": ("latent", 0)}, {"title": "Apply Foveation (high noise)"}),
+            ("apply_low", "ApplyFoveation", {}, {"model": ("shift_low", 0), "fovea": ("path", 0),
+                                                 "latent": ("latent", 0)}, {"title": "Apply Foveation (low noise)"}),
+            ("high", "KSamplerAdvanced", {"add_noise": "enable", "noise_seed": 42, "steps": 20, "cfg": 3.5,
+                                          "sampler_name": "euler", "scheduler": "simple", "start_at_step": 0,
+                                          "end_at_step": 10, "return_with_leftover_noise": "enable"},
+             {"model": ("apply_high", 0), "positive": ("pos", 0), "negative": ("neg", 0),
+              "latent_image": ("latent", 0)}),
+            ("low", "KSamplerAdvanced", {"add_noise": "disable", "noise_seed": 0, "steps": 20, "cfg": 3.5,
+                                         "sampler_name": "euler", "scheduler": "simple", "start_at_step": 10,
+                                         "end_at_step": 10000, "return_with_leftover_noise": "disable"},
+             {"model": ("apply_low", 0), "positive": ("pos", 0), "negative": ("neg", 0),
+              "latent_image": ("high", 0)}),
+            _wan_vae(),
+            *_wan_output("video/foveated_wan22_14b_t2v", samples=("low", 0)),
+        ],
+    },
+})
+
+SPD_NOTE = (
+    "**Progressive Resolution (SPD)** runs the early, noise-dominated steps at 1/2 resolution and "
+    "switches to full resolution where the power law of FLUX latents says the coarse tokens stop "
+    "being enough (delta 0.05, the paper's recommended trade-off: 28 coarse + 22 full steps of 50 on "
+    "FLUX.1 [dev] at 1024x1024, 1.63x in the paper). Each run logs its switch step and FLOP-ideal "
+    "speedup. Any sampler node works; the noise `SamplerSPEED` setting reproduces the official node's images."
+)
+
+WORKFLOWS.update({
+    "flux1_dev_progressive_resolution": {
+        "about": "FLUX.1 [dev], text to image, Spectral Progressive Diffusion: the first steps at 1/2 "
+                 "resolution, then spectral expansion to full resolution (no fovea).",
+        "nodes": [
+            _note("## FLUX.1 [dev] with Progressive Resolution\n\n" + SPD_NOTE + "\n\nModels: "
+                  "`flux1-dev.safetensors` (diffusion_models), `clip_l.safetensors` + `t5xxl_fp16.safetensors` "
+                  "(text_encoders), `ae.safetensors` (vae)."),
+            ("unet", "UNETLoader", {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}, {}),
+            ("clip", "DualCLIPLoader", {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors",
+                                        "type": "flux", "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "a lighthouse on a rocky coast at sunset, waves, dramatic clouds"},
+             {"clip": ("clip", 0)}),
+            ("guid", "FluxGuidance", {"guidance": 3.5}, {"conditioning": ("pos", 0)}),
+            ("neg", "ConditioningZeroOut", {}, {"conditioning": ("pos", 0)}),
+            ("latent", "EmptySD3LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}, {}),
+            ("spd", "ProgressiveResolution", {"scales": "0.5, 1", "switch_at": "power law", "delta": 0.05,
+                                              "spectrum": "FLUX", "manual_sigmas": "0.85", "transform": "dct",
+                                              "noise": "fast", "seed": 0, "A": 203.615, "beta": 1.915},
+             {"model": ("unet", 0)}),
+            ("sampler", "KSampler", {"seed": 11, "steps": 50, "cfg": 1.0, "sampler_name": "euler",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("spd", 0), "positive": ("guid", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "ae.safetensors"}, {}),
+            ("decode", "VAEDecode", {}, {"samples": ("sampler", 0), "vae": ("vae", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "progressive/flux1_dev"}, {"images": ("decode", 0)}),
+        ],
+    },
+    "flux2_klein_progressive_foveation": {
+        "about": "FLUX.2 [klein] base 4B, progressive foveation: the whole image starts at 1/2 resolution and "
+                 "at the switch only the fovea is expanded to full resolution (resolution grows in time and "
+                 "space); Foveated Decode.",
+        "nodes": [
+            _note("## FLUX.2 [klein]: progressive foveation\n\n" + SPD_NOTE + " With a **Fovea** connected, "
+                  "only the fovea is expanded at the switch; the periphery stays at 1/2 resolution to the "
+                  "end, so the late steps cost what foveation alone costs and the early ones less. "
+                  "Do not add Apply Foveation as well: Progressive Resolution applies the fovea itself.\n\n"
+                  "Models: `flux-2-klein-base-4b.safetensors` (diffusion_models), `qwen_3_4b.safetensors` "
+                  "(text_encoders), `flux2-vae.safetensors` (vae)."),
+            ("unet", "UNETLoader", {"unet_name": "flux-2-klein-base-4b.safetensors", "weight_dtype": "default"}, {}),
+            ("clip", "CLIPLoader", {"clip_name": "qwen_3_4b.safetensors", "type": "flux2", "device": "default"}, {}),
+            ("pos", "CLIPTextEncode", {"text": "a barn owl perched on a mossy branch at dusk, detailed feathers"},
+             {"clip": ("clip", 0)}),
+            ("neg", "CLIPTextEncode", {"text": ""}, {"clip": ("clip", 0)}),
+            ("latent", "EmptyFlux2LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}, {}),
+            ("fovea", "Fovea", {"x": 0.5, "y": 0.42, "radius": 0.28, "aspect": 1.0, "rotation": 0.0,
+                                "extra_gazes": "[]", "width": 1024, "height": 1024, "periphery": "1/2 resolution",
+                                "ring_scale": 2.0, "feather": 0.03}, {}),
+            ("spd", "ProgressiveResolution", {"scales": "0.5, 1", "switch_at": "power law", "delta": 0.05,
+                                              "spectrum": "FLUX", "manual_sigmas": "0.85", "transform": "dct",
+                                              "noise": "fast", "seed": 0, "A": 203.615, "beta": 1.915},
+             {"model": ("unet", 0), "fovea": ("fovea", 0)}),
+            ("sampler", "KSampler", {"seed": 5, "steps": 50, "cfg": 4.0, "sampler_name": "euler",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("spd", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "flux2-vae.safetensors"}, {}),
+            ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                          "fovea": ("fovea", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "progressive/flux2_klein_foveated"}, {"images": ("decode", 0)}),
+        ],
+    },
+})
 
 WORKFLOWS["train_foveated_lora"] = {
     "about": "Train a foveated LoRA for FLUX.2 [klein] base 4B on a few images, then generate with it "
@@ -325,3 +546,65 @@ def spec_type(spec, key):
         if k == key:
             return typ
     raise KeyError(key)
+
+
+def _connects(a, b):
+    """LiteGraph.isValidConnection: "*" or no type fits anything, "A,B" fits A and B."""
+    return "*" in (a, b) or "" in (a, b) or bool(set(a.lower().split(",")) & set(b.lower().split(",")))
+
+
+def api_prompt(name, node_classes, overrides=None, replace=None):
+    """The API-format prompt the frontend queues for WORKFLOWS[name]; node ids are the spec's keys.
+
+    As the frontend converts a workflow: frontend-only nodes are left out, and a bypassed node
+    is passed through: an input it fed takes what feeds the bypassed node's input at the same
+    slot index if its type fits, else its first input of the same type, else its first input
+    that fits; with none, the input is left unconnected. For test runs, overrides {key: {widget:
+    value}} changes widget values, and replace {key: None or (class_type, widgets)} leaves a node
+    out, with every input it fed, or runs another node in its place, keeping the links to the
+    inputs it has.
+    """
+    overrides, replace = overrides or {}, replace or {}
+    nodes = {key: (typ, widgets, links, opts[0] if opts else {})
+             for key, typ, widgets, links, *opts in WORKFLOWS[name]["nodes"]}
+    left_out = {key for key, (typ, _w, _l, opts) in nodes.items()
+                if typ in FRONTEND_ONLY or opts.get("mode") == BYPASS or (key in replace and replace[key] is None)}
+
+    def input_types(typ):
+        return {i["name"]: i["type"] for i in _inputs(node_classes[typ])}
+
+    def source(key, slot, want):
+        """The [node, slot] that output `slot` of node `key` gives an input of type `want`."""
+        typ, _widgets, links, opts = nodes[key]
+        if opts.get("mode") != BYPASS:
+            return None if key in left_out else [key, slot]
+        # ExecutableNodeDTO._getBypassSlotIndex, on the input sockets the workflow file has
+        sockets = [(n, t) for n, t in input_types(typ).items() if n in links]
+        out = _outputs(node_classes[typ])[slot][1]
+        fits = [i for i, (_n, t) in enumerate(sockets) if _connects(t, out) and _connects(t, want)]
+        if want in ("*", ""):
+            order = [slot if slot < len(sockets) else 0]
+        else:
+            order = [slot] if slot in fits else [i for i, (_n, t) in enumerate(sockets) if t == want] + fits
+        return source(*links[sockets[order[0]][0]], want) if order and order[0] < len(sockets) else None
+
+    prompt = {}
+    for key, (typ, widgets, links, _opts) in nodes.items():
+        if key in left_out:
+            continue
+        if key in replace:
+            typ, inputs = replace[key]
+            types = input_types(typ)
+            links = {n: link for n, link in links.items() if n in types}
+        else:
+            inputs, types = {**widgets, **overrides.get(key, {})}, input_types(typ)
+            unknown = (set(inputs) | set(links)) - set(types)
+            if unknown:
+                raise KeyError(f"{name}: {typ} has no inputs {sorted(unknown)}")
+        inputs = dict(inputs)
+        for n, (src, slot) in links.items():
+            linked = source(src, slot, types[n])
+            if linked:
+                inputs[n] = linked
+        prompt[key] = {"class_type": typ, "inputs": inputs}
+    return prompt

@@ -214,6 +214,57 @@ export function pathAt(keyframes, frame) {
   });
 }
 
+// ------------------------------------------------------------------ video (latent frames)
+// fov_core.TokenGrid with frame_stride: a video model's VAE makes latent frame 0 of video frame 0
+// alone and every later latent frame t of `stride` video frames, (t-1)*stride+1 .. t*stride. Wan
+// 2.1 / 2.2 use 4; other families pass their own stride.
+export const WAN_FRAME_STRIDE = 4;
+
+// Latent frames a video of numFrames frames needs (the last one may cover fewer video frames
+// than `stride` when numFrames is not 1 + a multiple of it; a video model never makes such a
+// video, see videoFramesFor).
+export function latentFrameCount(numFrames, stride = WAN_FRAME_STRIDE) {
+  return 1 + Math.ceil(Math.max(0, numFrames - 1) / stride);
+}
+
+// The latent frame a video frame belongs to.
+export function latentFrameOf(frame, stride = WAN_FRAME_STRIDE) {
+  return Math.ceil(frame / stride);
+}
+
+// fov_core.TokenGrid.video_frames_of, limited to the numFrames the path has: [first, last].
+export function videoFramesOf(t, stride = WAN_FRAME_STRIDE, numFrames = Infinity) {
+  if (t === 0) return [0, 0];
+  return [(t - 1) * stride + 1, Math.min(t * stride, numFrames - 1)];
+}
+
+// The video frame count a video model makes for a requested one: 1 + stride * k (k rounded
+// down, as EmptyHunyuanLatentVideo and WanImageToVideo do).
+export function videoFramesFor(numFrames, stride = WAN_FRAME_STRIDE) {
+  return 1 + Math.floor(Math.max(0, numFrames - 1) / stride) * stride;
+}
+
+// rasterize.rasterize for a gaze path on latent frame t: every token wants the finest level that
+// the path's gaze wants at any video frame the latent frame covers, then the block rules.
+export function pathLevelMap(keyframes, t, numFrames, policy, H, W, stride = WAN_FRAME_STRIDE) {
+  const [first, last] = videoFramesOf(t, stride, numFrames);
+  const gazes = [];
+  for (let f = first; f <= last; f++) {
+    const [x, y, radius] = pathAt(keyframes, f);
+    gazes.push({ x, y, radius });
+  }
+  return assignLevels(desiredLevels(gazes, policy, H, W), policy.levels, H, W);
+}
+
+// Level maps of every latent frame of the path (rasterize's (T, H, W) map, one array per frame).
+export function pathLevelMaps(keyframes, numFrames, policy, H, W, stride = WAN_FRAME_STRIDE) {
+  const maps = [];
+  for (let t = 0; t < latentFrameCount(numFrames, stride); t++) {
+    maps.push(pathLevelMap(keyframes, t, numFrames, policy, H, W, stride));
+  }
+  return maps;
+}
+
 // ------------------------------------------------------------------ small helpers
 // (The nodes' widget values are read and written by fovea_values.js.)
 export function round(v, digits = 4) {

@@ -3,13 +3,36 @@
 // radius of the keyframe at the current frame; the interpolated path (PCHIP, as in fov_core) is
 // drawn.
 //
+// What is drawn is what is generated: a video model generates latent frames, each of which
+// covers FRAME_STRIDE video frames (Wan's VAE: latent frame 0 = video frame 0, latent frame t =
+// video frames 4t-3 .. 4t). The tokens are shaded with the levels of the latent frame the
+// scrubbed video frame belongs to, the finest level the gaze wants over all its video frames
+// (fov_core.rasterize), and the readout gives that latent frame's tokens and the whole video's.
+//
 // The state is the node's widget values (keyframes, num_frames); an edit rewrites keyframes
 // only when it changed and keeps every field of every keyframe it did not touch
 // (fovea_values.js).
 import { app } from "../../scripts/app.js";
 import * as G from "./fovea_geometry.js";
 import * as V from "./fovea_values.js";
-import { ACCENT, View, policyOf, readoutText, setValues, value, values, watch } from "./fovea_canvas_view.js";
+import { ACCENT, View, policyOf, setValues, value, values, watch } from "./fovea_canvas_view.js";
+
+const FRAME_STRIDE = G.WAN_FRAME_STRIDE; // video frames per latent frame (Wan 2.1 / 2.2)
+const MAX_TOTAL_FRAMES = 1024; // latent frames up to which the readout totals the whole video
+
+// Level maps of the path's latent frames, computed when first drawn and kept until the path,
+// the frame count, the size or the periphery change.
+function levelCache() {
+  let key = null;
+  let maps = [];
+  return (list, n, policy, grid) => {
+    const k = JSON.stringify([list.map((f) => [f.frame, f.x, f.y, f.radius]), n, policy, grid]);
+    if (k !== key) { key = k; maps = []; }
+    return (t) => (maps[t] ??= G.pathLevelMap(list, t, n, policy, grid.H, grid.W, FRAME_STRIDE));
+  };
+}
+
+function percent(a, b) { return `${(100 * a / b).toFixed(1)}%`; }
 
 export function attachPath(node) {
   let frame = 0;
@@ -29,6 +52,7 @@ export function attachPath(node) {
   const label = document.createElement("span");
   bar.append(scrub, label);
 
+  const levelsOf = levelCache();
   const view = new View(node, () => {
     const n = frames();
     scrub.max = String(n - 1);
@@ -37,7 +61,10 @@ export function attachPath(node) {
     const state = read();
     const list = V.sortedKeyframes(state.keyframes);
     const isKey = list.some((k) => k.frame === frame);
-    label.textContent = `frame ${frame}/${n - 1}${isKey ? " ◆" : ""}`;
+    const T = G.latentFrameCount(n, FRAME_STRIDE);
+    const t = G.latentFrameOf(frame, FRAME_STRIDE);
+    const [first, last] = G.videoFramesOf(t, FRAME_STRIDE, n);
+    label.textContent = `frame ${frame}/${n - 1}${isKey ? " ◆" : ""} · latent ${t}/${T - 1}`;
     const { ctx, L } = view.begin();
     if (state.error) {
       view.text.textContent = `keyframes cannot be shown (the canvas leaves them as they are): ${state.error}`;
@@ -47,11 +74,24 @@ export function attachPath(node) {
       view.text.textContent = "click to add a keyframe at this frame";
       return;
     }
-    const [x, y, radius] = G.pathAt(list, frame);
     const grid = G.gridFor(L.wPx, L.hPx);
-    const map = G.levelMap([{ x, y, radius }], policyOf(node), grid.H, grid.W);
-    view.levels(ctx, L, map, grid);
-    view.text.textContent = readoutText(map, grid, ` at frame ${frame}`);
+    const mapOf = levelsOf(list, n, policyOf(node), grid);
+    view.levels(ctx, L, mapOf(t), grid);
+    const full = grid.H * grid.W;
+    const tokens = G.readout(mapOf(t), grid.H, grid.W).tokens;
+    const frameSpan = first === last ? `video frame ${first}` : `video frames ${first}-${last}`;
+    const parts = [`latent frame ${t} (${frameSpan}): ${tokens}/${full} tokens (${percent(tokens, full)})`];
+    if (T <= MAX_TOTAL_FRAMES) {
+      let total = 0;
+      for (let u = 0; u < T; u++) total += G.readout(mapOf(u), grid.H, grid.W).tokens;
+      parts.push(`video: ${total}/${full * T} tokens (${percent(total, full * T)})`);
+    }
+    const made = G.videoFramesFor(n, FRAME_STRIDE);
+    if (made !== n) {
+      parts.push(`Wan makes 1 + ${FRAME_STRIDE}k frames (a path of ${n} frames fits no latent): set num_frames `
+        + `and the latent's length to ${made} or ${made + FRAME_STRIDE}`);
+    }
+    view.text.textContent = parts.join(" · ");
     // the interpolated path over all frames
     ctx.strokeStyle = "rgba(255, 207, 90, 0.7)";
     ctx.lineWidth = 1.5;
@@ -70,7 +110,10 @@ export function attachPath(node) {
       ctx.fill();
       ctx.fillText(String(k.frame), L.x0 + k.x * L.rw + 6, L.y0 + k.y * L.rh - 6);
     }
-    view.gaze(ctx, L, { x, y, radius }, true);
+    // the gaze at every video frame of this latent frame (their union is shaded), this frame's last
+    const gazeAt = (f) => { const [x, y, radius] = G.pathAt(list, f); return { x, y, radius }; };
+    for (let f = first; f <= last; f++) if (f !== frame) view.gaze(ctx, L, gazeAt(f), false);
+    view.gaze(ctx, L, gazeAt(frame), true);
   }, 36);
   view.root.insertBefore(bar, view.text);
   for (const ev of ["pointerdown", "pointermove", "pointerup", "input"]) {

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from .chroma import ChromaAdapter
 from .flux import FluxAdapter
+from .wan import WanAdapter
 
-ADAPTERS = (FluxAdapter, ChromaAdapter)
-SUPPORTED = "FLUX.1 (dev, schnell, Kontext, Fill), FLUX.2 ([klein], [dev]) and Chroma"
+ADAPTERS = (FluxAdapter, ChromaAdapter, WanAdapter)
+SUPPORTED = ("FLUX.1 (dev, schnell, Kontext, Fill), FLUX.2 ([klein], [dev]), Chroma, and Wan 2.1 / 2.2 "
+             "(T2V, I2V, FLF2V, TI2V 5B, the 14B experts)")
 
 
 def adapter_for(model_patcher):

@@ -20,15 +20,15 @@ import torch
 from ...fov_core import LatentPacking, TokenGrid, TokenLayout
 from ..foveation import ModelCall, make_attention_override, mark_dynamic
 
-TOKEN_PX = 16  # image pixels per DiT token for every supported family
-
-
 class FamilyAdapter:
     name = "?"
+    video = False  # generates (B, C, T, H, W) latents
 
     def __init__(self, model_patcher):
         self.diffusion_model = model_patcher.model.diffusion_model
-        self.vae_scale = model_patcher.model.latent_format.spacial_downscale_ratio
+        fmt = model_patcher.model.latent_format
+        self.vae_scale = fmt.spacial_downscale_ratio
+        self.frame_stride = fmt.temporal_downscale_ratio  # video frames per latent frame after the first
 
     def running_model(self, executor):
         """The diffusion model this call runs (the executor's), else the one seen at install."""
@@ -47,11 +47,9 @@ class FamilyAdapter:
     def token_grid(self, latent_shape) -> tuple[TokenGrid, int]:
         """(grid, patch size) for a latent of this shape."""
         p = self.patch_size
-        if len(latent_shape) != 4:
-            raise ValueError(
-                f"{self.name} generates images; got a latent of shape {tuple(latent_shape)} "
-                f"(video latents need a video model)"
-            )
+        if len(latent_shape) != (5 if self.video else 4):
+            kind = "videos: (batch, channels, frames, height, width)" if self.video else "images"
+            raise ValueError(f"{self.name} generates {kind}; got a latent of shape {tuple(latent_shape)}")
         h, w = latent_shape[-2:]
         if h % p or w % p:
             step = p * self.vae_scale
@@ -64,7 +62,9 @@ class FamilyAdapter:
                 f"The latent is {w * self.vae_scale}x{h * self.vae_scale} px; {self.name} foveation needs a "
                 f"width and height in multiples of {step} px (one DiT token): use {' and '.join(hint)}."
             )
-        return TokenGrid(1, h // p, w // p, token_px=p * self.vae_scale), p
+        frames = latent_shape[2] if self.video else 1
+        return TokenGrid(frames, h // p, w // p, token_px=p * self.vae_scale,
+                         frame_stride=self.frame_stride if self.video else 1), p
 
     def dims(self, context, kwargs):
         """DiTDims of a call (context: the text conditioning, or None) for the readout."""
@@ -74,6 +74,19 @@ class FamilyAdapter:
                 kwargs, image_rows: Optional[int]) -> ModelCall:
         """image_rows: pad the strip to this many tokens (torch.compile), or None."""
         raise NotImplementedError
+
+    def cross_attention_lengths(self, context, kwargs) -> set:
+        """Key lengths of the model's cross-attention calls; the attention override tells
+        them from self-attention by length, so a strip never has one of these lengths."""
+        return set()
+
+    def strip_length(self, layout: TokenLayout, image_rows: Optional[int], context, kwargs) -> Optional[int]:
+        """image_rows, or one padding token more when the strip's length equals a
+        cross-attention key length."""
+        rows = layout.n_tokens if image_rows is None else image_rows
+        while rows in self.cross_attention_lengths(context, kwargs):
+            rows += 1
+        return None if rows == layout.n_tokens else rows
 
     def model_call(self, layout: TokenLayout, packing: LatentPacking, device, image_rows: Optional[int],
                    n_suffix: int = 0, **extra) -> ModelCall:

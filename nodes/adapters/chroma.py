@@ -19,7 +19,7 @@ from .base import FamilyAdapter
 from .flux import image_ids, install_plan, rope_difference_tables
 
 
-def _with_pe(pe, previous):
+def with_pe(pe, previous):
     def replace(args, extra):
         args = dict(args, pe=pe)
         if previous is not None:
@@ -71,6 +71,6 @@ class ChromaAdapter(FamilyAdapter):
         dit = replace.setdefault("dit", {})
         for name, count in (("double_block", len(dm.double_blocks)), ("single_block", len(dm.single_blocks))):
             for i in range(count):
-                dit[(name, i)] = _with_pe(pe, dit.get((name, i)))
+                dit[(name, i)] = with_pe(pe, dit.get((name, i)))
         topts["patches_replace"] = replace
         return self.run_with_override(executor, args, kwargs, 5, topts, state)

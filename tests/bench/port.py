@@ -38,9 +38,9 @@ class Port:
         lm = self.level_map(mask)
         return (int((lm == 0).sum()) + int((lm == 1).sum()) // 4) / (h * w)
 
-    def forward_fn(self, dm, x, t, ctx, mask):
-        """One forward of the port: its DIFFUSION_MODEL wrapper on its packed sequence.
-        Returns (call, packed token count)."""
+    def forward_fn(self, model, x, sigma, ctx, mask):
+        """One forward of the port through BaseModel.apply_model: its DIFFUSION_MODEL wrapper
+        on its packed sequence. Returns (call, packed token count)."""
         import comfy.patcher_extension as pe_ext
 
         H, W = x.shape[-2:]
@@ -53,7 +53,7 @@ class Port:
 
         def call():
             with torch.inference_mode():
-                return dm(seq, t, ctx, None, None, None, None, topts)
+                return model.apply_model(seq, sigma, None, ctx, None, topts)
 
         return call, seq.shape[1]
 

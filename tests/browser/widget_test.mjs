@@ -119,6 +119,7 @@ try {
     await page.screenshot({ path: `${OUT}/gaze_path_widget_${mode}.png` });
     log(`path_${mode}`, { keyframes });
 
+    log(`video_${mode}`, await videoCanvas(page, mode));
     log(`keep_fovea_${mode}`, await keepFoveaFields(page));
     log(`keep_path_${mode}`, await keepPathFields(page));
     log(`frames_${mode}`, await page.evaluate(() => window.__fv.coalescing()));
@@ -322,6 +323,84 @@ async function keepFoveaFields(page) {
   await page.mouse.click(p.x, p.y, { button: "right" });
   out.afterRemove = await values();
   return out;
+}
+
+// A Gaze Path node at 832x480 (Wan 2.1 480p), 81 frames: the drawn image keeps the video's aspect
+// ratio; a click at a known point of it (found here from the canvas box and 832x480 alone, not
+// with the widget's code) adds a keyframe at the scrubbed frame; then the shading is read back
+// from the canvas pixels, token by token, with the readout line and the scrubber label.
+// tests/test_browser_widget.py compares them with fov_core.
+async function videoCanvas(page, mode) {
+  const VIDEO = { width: 832, height: 480, frames: 81, frame: 38, click: [0.62, 0.22],
+    keyframes: '[{"frame": 0, "x": 0.5, "y": 0.5, "radius": 0.15}, {"frame": 36, "x": 0.15, "y": 0.3, "radius": 0.1}, '
+      + '{"frame": 42, "x": 0.85, "y": 0.7, "radius": 0.12}, {"frame": 80, "x": 0.5, "y": 0.5, "radius": 0.2}]' };
+  await page.evaluate(async (v) => {
+    const node = await window.__fv.fresh("GazePath", { keyframes: v.keyframes, num_frames: v.frames, width: v.width,
+      height: v.height, periphery: "rings: 1/2 then 1/4", ring_scale: 1.5 });
+    node.setSize([1000, 900]); // big tokens for reading the shading back
+    window.app.graph.setDirtyCanvas(true, true);
+    await window.__fv.frames(3);
+    const scrub = document.querySelector("input[data-fovea-scrubber]");
+    scrub.value = String(v.frame);
+    scrub.dispatchEvent(new Event("input", { bubbles: true }));
+    window.__fvNode = node;
+    await window.__fv.frames(2);
+  }, VIDEO);
+  const canvas = page.locator("canvas[data-fovea-canvas]").last();
+  const box = await canvas.boundingBox();
+  // the image rectangle, letterboxed into the canvas box at the video's aspect ratio
+  const s = Math.min(box.width / VIDEO.width, box.height / VIDEO.height);
+  const rect = { x0: (box.width - VIDEO.width * s) / 2, y0: (box.height - VIDEO.height * s) / 2,
+    rw: VIDEO.width * s, rh: VIDEO.height * s };
+  const [nx, ny] = VIDEO.click;
+  await page.mouse.click(box.x + rect.x0 + nx * rect.rw, box.y + rect.y0 + ny * rect.rh);
+  await page.evaluate(() => window.__fv.frames(3));
+  await page.screenshot({ path: `${OUT}/gaze_path_video_${mode}.png` });
+  return page.evaluate(async () => {
+    const node = window.__fvNode;
+    const v = node.__foveaView;
+    const c = v.canvas;
+    const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const at = (x, y) => { const i = 4 * (y * c.width + x); return [px[i], px[i + 1], px[i + 2]]; };
+    const near = (p, q, tol = 4) => p.every((ch, i) => Math.abs(ch - q[i]) <= tol);
+    // the drawn image: where the canvas is not its background (#202124), on the middle row and column
+    const BG = [32, 33, 36];
+    const span = (n, get) => {
+      const inside = [...Array(n).keys()].filter((i) => !near(get(i), BG, 2));
+      return [inside[0], inside.at(-1) + 1];
+    };
+    const [left, right] = span(c.width, (x) => at(x, Math.floor(c.height / 2)));
+    const [top, bottom] = span(c.height, (y) => at(Math.floor(c.width / 2), y));
+    // level of every token: the colour most of its inner pixels have, among the grid's grey
+    // (#6a6e78, full resolution) and that grey under the 1/2 and 1/4 shades of fovea_canvas_view.js
+    const base = [106, 110, 120];
+    const under = (a) => base.map((ch, i) => Math.round(ch * (1 - a) + [8, 10, 18][i] * a));
+    const classes = [base, under(0.45), under(0.68)];
+    const H = 30;
+    const W = 52;
+    const cw = (right - left) / W;
+    const ch = (bottom - top) / H;
+    const levels = [];
+    for (let ty = 0; ty < H; ty++) {
+      for (let tx = 0; tx < W; tx++) {
+        const votes = [0, 0, 0];
+        for (let y = Math.ceil(top + (ty + 0.25) * ch); y < top + (ty + 0.75) * ch; y++) {
+          for (let x = Math.ceil(left + (tx + 0.25) * cw); x < left + (tx + 0.75) * cw; x++) {
+            const k = classes.findIndex((q) => near(at(x, y), q));
+            if (k >= 0) votes[k]++;
+          }
+        }
+        const best = Math.max(...votes);
+        levels.push(best > 0 ? votes.indexOf(best) : -1);
+      }
+    }
+    return {
+      keyframes: window.__fv.values(node).keyframes,
+      label: document.querySelector("input[data-fovea-scrubber]").nextElementSibling.textContent,
+      readout: v.root.querySelector(".foveated-readout").textContent,
+      canvasPx: [c.width, c.height], drawn: { left, right, top, bottom }, cellPx: [cw, ch], levels,
+    };
+  }).then((r) => ({ ...r, video: VIDEO, canvasBox: box, rect }));
 }
 
 // Keyframes in object form with an extra key and in list form survive adding and dragging.

@@ -7,8 +7,8 @@ format of the real release (Black Forest Labs "original" naming, the one ComfyUI
 and a forward pass runs on CPU in well under a second.
 
 This module imports only torch and safetensors, so it can be imported (and the files
-written) where ComfyUI is absent. The ComfyUI-side helpers (``chroma_detection_patch``
-and the ``__main__`` check) import ComfyUI lazily.
+written) where ComfyUI is absent. The ComfyUI-side helper ``chroma_detection_patch``
+imports ComfyUI lazily.
 
 What ComfyUI derives from the tensors (comfy/model_detection.py, detect_unet_config)
 --------------------------------------------------------------------------------
@@ -30,9 +30,9 @@ Chroma (``distilled_guidance_layer.norms.0.scale`` present):
     n_layers 5 and out_dim 3072 are hard-coded, and out_dim must equal the transformer
     width. So the smallest Chroma that ComfyUI loads unaided has hidden 3072 (24 heads)
     plus a 5 x 5120 approximator: ~620M parameters (~2.5 GB fp32) even at depth 1/1.
-    ``write_chroma_dit(native=True)`` writes that; the default writes a tiny Chroma
-    (hidden 128, approximator 64 wide) that is detected as Chroma but needs
-    ``chroma_detection_patch()`` around the load to instantiate (see there).
+    ``write_chroma_dit`` writes a tiny Chroma (hidden 128, approximator 64 wide) that is
+    detected as Chroma but needs ``chroma_detection_patch()`` around the load to
+    instantiate (see there).
 
 Kontext
 -------
@@ -65,11 +65,6 @@ Use
     patcher = comfy.sd.load_diffusion_model(infos["flux1_dev"]["path"])
     dm = patcher.model.diffusion_model                # comfy.ldm.flux.model.Flux
     out = dm(x16, t, ctx64, y=y32, guidance=g)        # x16: (B, 16, H, W), ctx64: (B, L, 64)
-
-Check against a real ComfyUI (CPU; writes to a temp dir, asserts every tensor maps onto
-a module parameter of the same shape, runs one forward per DiT and a VAE decode/encode):
-    cd /path/to/ComfyUI && python /path/to/tests/comfy_fixtures/tiny_models.py [--native-chroma]
-(COMFYUI_PATH overrides the ComfyUI location; default /work/comfy/ComfyUI.)
 """
 from __future__ import annotations
 
@@ -94,9 +89,7 @@ __all__ = [
 
 FLUX_PE_DIM = 128  # sum(axes_dim) for FLUX.1 [16, 56, 56] and FLUX.2 [32, 32, 32, 32]
 
-# Hard-coded by ComfyUI's detection for Chroma; a native-loadable Chroma must match.
-CHROMA_NATIVE_HIDDEN = 3072
-CHROMA_NATIVE_APPROX_HIDDEN = 5120
+# Hard-coded by ComfyUI's detection for Chroma's approximator (see chroma_detection_patch).
 CHROMA_APPROX_LAYERS = 5
 CHROMA_APPROX_IN = 64
 
@@ -109,9 +102,9 @@ class _SD:
         self.std = std
         self.sd: dict[str, torch.Tensor] = {}
 
-    def rand(self, key, *shape, std=None, mean=0.0):
+    def rand(self, key, *shape, std=None):
         t = torch.randn(*shape, generator=self.g, dtype=torch.float32)
-        self.sd[key] = t.mul_(self.std if std is None else std).add_(mean)
+        self.sd[key] = t.mul_(self.std if std is None else std)
 
     def ones(self, key, n):
         self.sd[key] = torch.ones(n, dtype=torch.float32)
@@ -132,11 +125,10 @@ class _SD:
         self.ones(prefix + ".weight", n)
         self.sd[prefix + ".bias"] = torch.zeros(n, dtype=torch.float32)
 
-    def save(self, path, metadata=None):
+    def save(self, path):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        sd = {k: v.contiguous() for k, v in self.sd.items()}
-        save_file(sd, str(path), metadata=metadata)
+        save_file({k: v.contiguous() for k, v in self.sd.items()}, str(path))
         return path
 
 
@@ -278,8 +270,8 @@ def write_flux2_dit(path, *, depth=1, depth_single=1, hidden=128, context_in_dim
                  in_channels=in_channels, latent_channels=128, patch_size=1)
 
 
-def write_chroma_dit(path, *, depth=1, depth_single=1, hidden=None, context_in_dim=64,
-                     approximator_hidden=None, native=False, seed=0, std=None):
+def write_chroma_dit(path, *, depth=1, depth_single=1, hidden=128, context_in_dim=64,
+                     approximator_hidden=64, seed=0, std=None):
     """Chroma in its release key format (.scale norms, no time_in/vector_in/guidance_in,
     no per-block modulation; a ``distilled_guidance_layer`` approximator makes all
     modulations from (timestep, guidance, block index)).
@@ -290,16 +282,11 @@ def write_chroma_dit(path, *, depth=1, depth_single=1, hidden=None, context_in_d
     Real model: hidden 3072, depth 19/38, context 4096 (T5-XXL, unpadded), approximator
     64 -> 5120 x5 -> 3072.
 
-    native=True: hidden 3072 and approximator 5120 (the only shapes ComfyUI's detection
-    instantiates; ~2.5 GB fp32 at depth 1/1, seconds per forward on CPU).
-    native=False (default): hidden 128, approximator 64 wide (~1.2 MB). ComfyUI detects it
-    as supported_models.Chroma, but comfy.sd.load_diffusion_model only succeeds inside
-    ``chroma_detection_patch()``, which reads the approximator width from the tensors.
+    The default, hidden 128 with a 64 wide approximator (~1.2 MB), is detected by ComfyUI as
+    supported_models.Chroma, but comfy.sd.load_diffusion_model only succeeds inside
+    ``chroma_detection_patch()``, which reads the approximator width from the tensors
+    (ComfyUI alone instantiates only hidden 3072 and approximator 5120).
     """
-    if hidden is None:
-        hidden = CHROMA_NATIVE_HIDDEN if native else 128
-    if approximator_hidden is None:
-        approximator_hidden = CHROMA_NATIVE_APPROX_HIDDEN if native else 64
     _check_hidden(hidden)
     if 3 * depth_single + 12 * depth + 2 > 344:
         raise ValueError("Chroma's modulation index has 344 slots: 3*single + 12*double + 2 must fit")
@@ -322,12 +309,10 @@ def write_chroma_dit(path, *, depth=1, depth_single=1, hidden=None, context_in_d
                       gated_mlp=False, norm_suffix="scale")
     s.linear("final_layer.linear", 64, hidden)
     s.save(path)
-    natively_loadable = hidden == CHROMA_NATIVE_HIDDEN and approximator_hidden == CHROMA_NATIVE_APPROX_HIDDEN
     return _info(path, family="chroma", model_base="Chroma", supported_model="Chroma",
                  hidden=hidden, num_heads=hidden // FLUX_PE_DIM, depth=depth, depth_single_blocks=depth_single,
                  context_in_dim=context_in_dim, vec_in_dim=None, guidance_embed=None,
-                 approximator_hidden=approximator_hidden, in_channels=16, latent_channels=16, patch_size=2,
-                 needs_detection_patch=not natively_loadable)
+                 approximator_hidden=approximator_hidden, in_channels=16, latent_channels=16, patch_size=2)
 
 
 @contextlib.contextmanager
@@ -484,166 +469,22 @@ VAE_FILES = {
 }
 
 
-def write_all(models_dir, *, chroma="tiny", seed=0):
-    """Write every fixture under models_dir/diffusion_models and models_dir/vae.
+def write_all(models_dir):
+    """Write every fixture under models_dir/diffusion_models and models_dir/vae (the Chroma
+    one needs chroma_detection_patch() to load).
 
-    chroma: "tiny" (default; needs chroma_detection_patch() to load), "native" (the
-    ~2.5 GB natively loadable one) or None (skip).
     Returns {key: info dict} where info["name"] is the file name as ComfyUI's loader
     nodes list it (UNETLoader unet_name / VAELoader vae_name) and info["path"] the path.
     """
     models_dir = Path(models_dir)
     dm, vae = models_dir / "diffusion_models", models_dir / "vae"
-    out = {
-        "flux1_dev": write_flux1_dit(dm / DIT_FILES["flux1_dev"], guidance=True, seed=seed),
-        "flux1_schnell": write_flux1_dit(dm / DIT_FILES["flux1_schnell"], guidance=False, seed=seed + 1),
-        "flux1_kontext": write_flux1_kontext_dit(dm / DIT_FILES["flux1_kontext"], seed=seed + 2),
-        "flux2_klein": write_flux2_dit(dm / DIT_FILES["flux2_klein"], seed=seed + 3),
-        "flux_vae": write_flux_vae(vae / VAE_FILES["flux_vae"], seed=seed + 10),
-        "flux2_vae": write_flux2_vae(vae / VAE_FILES["flux2_vae"], seed=seed + 11),
+    return {
+        "flux1_dev": write_flux1_dit(dm / DIT_FILES["flux1_dev"], guidance=True, seed=0),
+        "flux1_schnell": write_flux1_dit(dm / DIT_FILES["flux1_schnell"], guidance=False, seed=1),
+        "flux1_kontext": write_flux1_kontext_dit(dm / DIT_FILES["flux1_kontext"], seed=2),
+        "flux2_klein": write_flux2_dit(dm / DIT_FILES["flux2_klein"], seed=3),
+        "flux_vae": write_flux_vae(vae / VAE_FILES["flux_vae"], seed=10),
+        "flux2_vae": write_flux2_vae(vae / VAE_FILES["flux2_vae"], seed=11),
+        "chroma": write_chroma_dit(dm / DIT_FILES["chroma"], seed=4),
     }
-    if chroma:
-        if chroma not in ("tiny", "native"):
-            raise ValueError("chroma must be 'tiny', 'native' or None")
-        out["chroma"] = write_chroma_dit(dm / DIT_FILES["chroma"], native=chroma == "native", seed=seed + 4)
-    return out
 
-
-# ---------------------------------------------------------------------------------------
-# Verification against a real ComfyUI (CPU). Run from anywhere:
-#   COMFYUI_PATH=/path/to/ComfyUI python tests/comfy_fixtures/tiny_models.py [--native-chroma]
-# ---------------------------------------------------------------------------------------
-
-def _verify(comfy_root, native_chroma=False):  # pragma: no cover - manual check
-    import sys
-    import tempfile
-    import time
-
-    comfy_root = str(Path(comfy_root).resolve())
-    os.chdir(comfy_root)
-    sys.path.insert(0, comfy_root)
-    sys.argv = ["main.py", "--cpu"]
-    import comfy.options
-    comfy.options.enable_args_parsing()
-    import comfy.sd
-    import comfy.utils
-    import comfy.model_detection
-    import comfy.model_management
-
-    torch.manual_seed(0)
-    tmp_handle = tempfile.TemporaryDirectory(prefix="tiny_models_")
-    tmp = Path(tmp_handle.name)
-    t0 = time.perf_counter()
-    infos = write_all(tmp, chroma="native" if native_chroma else "tiny")
-    print(f"write_all: {time.perf_counter() - t0:.2f}s -> {tmp}")
-
-    def dit_check(key, latent, ctx_len, y_dim=None, guidance=None, patch=None):
-        info = infos[key]
-        t = time.perf_counter()
-        ctx = patch() if patch else contextlib.nullcontext()
-        with ctx:
-            mp = comfy.sd.load_diffusion_model(info["path"])
-        t_load = time.perf_counter() - t
-        m = mp.model
-        dm = m.diffusion_model
-        uc = m.model_config.unet_config
-        # every tensor in the file maps to a module parameter with the same shape
-        sd = comfy.utils.load_torch_file(info["path"])
-        sd = m.model_config.process_unet_state_dict(sd)
-        msd = dm.state_dict()
-        assert set(sd) == set(msd), (set(sd) ^ set(msd))
-        assert all(sd[k].shape == msd[k].shape for k in sd)
-        assert all(torch.equal(sd[k].float(), msd[k].float()) for k in sd), "weights not loaded"
-        g = torch.Generator().manual_seed(1)
-        x = torch.randn(*latent, generator=g)
-        c = torch.randn(1, ctx_len, info["context_in_dim"], generator=g)
-        kw = {}
-        if y_dim:
-            kw["y"] = torch.randn(1, y_dim, generator=g)
-        if guidance is not None:
-            kw["guidance"] = torch.full((1,), guidance)
-        t = time.perf_counter()
-        with torch.no_grad():
-            out = dm(x, torch.full((1,), 0.5), c, **kw)
-            # the full ComfyUI path: model_sampling + latent format + extra conds
-            out2 = m.apply_model(x, torch.full((1,), 0.5), c_crossattn=c, **kw)
-        t_fwd = time.perf_counter() - t
-        assert out.shape == x.shape and torch.isfinite(out).all() and out.std() > 1e-3
-        assert out2.shape == x.shape and torch.isfinite(out2).all()
-        print(f"{key:14s} {info['bytes']/1e6:8.2f} MB  load {t_load:.2f}s fwd(x2) {t_fwd:.3f}s  "
-              f"{type(m).__name__}/{type(dm).__module__}.{type(dm).__name__}/{type(m.model_config).__name__} "
-              f"latent_format={type(m.latent_format).__name__} model_type={m.model_type.name}")
-        keys = ("image_model", "patch_size", "in_channels", "out_channels", "hidden_size", "num_heads",
-                "depth", "depth_single_blocks", "context_in_dim", "vec_in_dim", "guidance_embed",
-                "txt_ids_dims", "default_ref_method", "ref_index_scale", "axes_dim", "mlp_ratio",
-                "in_dim", "hidden_dim", "out_dim", "n_layers")
-        print("    ", {k: uc[k] for k in keys if k in uc}, "out.std", round(float(out.std()), 4))
-        return m
-
-    m = dit_check("flux1_dev", (1, 16, 16, 16), 8, y_dim=32, guidance=3.5)
-    # Kontext-style reference latent through the model (offset method)
-    with torch.no_grad():
-        x = torch.randn(1, 16, 16, 16)
-        ref = torch.randn(1, 16, 16, 16)
-        o = m.diffusion_model(x, torch.full((1,), 0.5), torch.randn(1, 8, 64), y=torch.randn(1, 32),
-                              guidance=torch.full((1,), 2.5), ref_latents=[ref])
-        assert o.shape == x.shape and torch.isfinite(o).all()
-    dit_check("flux1_schnell", (1, 16, 16, 16), 8, y_dim=32)
-    dit_check("flux1_kontext", (1, 16, 16, 16), 8, y_dim=32, guidance=2.5)
-    m2 = dit_check("flux2_klein", (1, 128, 8, 8), 16)
-    with torch.no_grad():
-        o = m2.diffusion_model(torch.randn(1, 128, 8, 8), torch.full((1,), 0.5), torch.randn(1, 16, 64),
-                               ref_latents=[torch.randn(1, 128, 8, 8)])
-        assert torch.isfinite(o).all()
-    dit_check("chroma", (1, 16, 16, 16), 8, guidance=0.0,
-              patch=None if infos["chroma"].get("needs_detection_patch") is False else chroma_detection_patch)
-    if infos["chroma"]["needs_detection_patch"]:
-        try:
-            comfy.sd.load_diffusion_model(infos["chroma"]["path"])
-            print("    tiny chroma loaded WITHOUT the patch (detection changed?)")
-        except RuntimeError as e:
-            lines = [ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln]
-            print("    without chroma_detection_patch:", (lines or [str(e)])[0][:160])
-
-    for key, lat, img in (("flux_vae", (1, 16, 32, 32), 256), ("flux2_vae", (1, 128, 16, 16), 256)):
-        info = infos[key]
-        t = time.perf_counter()
-        sd, meta = comfy.utils.load_torch_file(info["path"], return_metadata=True)
-        vae = comfy.sd.VAE(sd=sd, metadata=meta)
-        vae.throw_exception_if_invalid()
-        t_load = time.perf_counter() - t
-        fsm = vae.first_stage_model
-        sd2 = comfy.utils.load_torch_file(info["path"])
-        msd = fsm.state_dict()
-        ren = {"decoder.post_quant_conv.weight": "post_quant_conv.weight", "decoder.post_quant_conv.bias": "post_quant_conv.bias",
-               "encoder.quant_conv.weight": "quant_conv.weight", "encoder.quant_conv.bias": "quant_conv.bias"}
-        sd2 = {ren.get(k, k): v for k, v in sd2.items()}
-        assert set(sd2) == set(msd), set(sd2) ^ set(msd)
-        assert all(sd2[k].shape == msd[k].shape for k in sd2)
-        g = torch.Generator().manual_seed(2)
-        t = time.perf_counter()
-        with torch.inference_mode():  # as ComfyUI's executor runs nodes
-            images = vae.decode(torch.randn(*lat, generator=g))
-        t_dec = time.perf_counter() - t
-        assert images.shape == (1, img, img, 3), images.shape
-        assert torch.isfinite(images).all() and images.std() > 1e-3
-        small = torch.rand(1, 64, 64, 3, generator=g)
-        t = time.perf_counter()
-        with torch.inference_mode():
-            z = vae.encode(small)
-        t_enc = time.perf_counter() - t
-        assert z.shape == (1, lat[1], 64 // vae.downscale_ratio, 64 // vae.downscale_ratio), z.shape
-        assert torch.isfinite(z).all()
-        print(f"{key:14s} {info['bytes']/1e6:8.2f} MB  load {t_load:.2f}s decode{tuple(lat)}->{tuple(images.shape)} "
-              f"{t_dec:.2f}s encode 64x64->{tuple(z.shape)} {t_enc:.2f}s  {type(fsm).__name__} "
-              f"latent_channels={vae.latent_channels} downscale={vae.downscale_ratio} "
-              f"upscale={vae.upscale_ratio} img.std={float(images.std()):.3f}")
-    tmp_handle.cleanup()
-    print("OK")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys as _sys
-
-    _root = os.environ.get("COMFYUI_PATH", "/work/comfy/ComfyUI")
-    _verify(_root, native_chroma="--native-chroma" in _sys.argv)

@@ -8,8 +8,8 @@ scaled down so that ComfyUI's own loaders (``comfy.sd.load_diffusion_model`` and
 fraction of a second. Companion of tiny_models.py (FLUX / Chroma); same conventions.
 
 This module imports only torch and safetensors, so it can be imported (and the files
-written) where ComfyUI is absent. The ComfyUI-side helper (``wan22_vae_detection_patch``
-and the ``__main__`` check) imports ComfyUI lazily.
+written) where ComfyUI is absent. The ComfyUI-side helper ``wan22_vae_detection_patch``
+imports ComfyUI lazily.
 
 Video geometry (all Wan diffusion models)
 -----------------------------------------
@@ -93,11 +93,11 @@ Wan 2.1 VAE (no ``decoder.upsamples.0.upsamples.0.residual.2.weight``):
 Wan 2.2 VAE (that key present): z 48, 16x spatial (2x2 patchify to 12 channels, then
     8x), 4x temporal. NOTHING is read from the tensors: encoder dim 160 and decoder
     dim 256 (WanVAE's dec_dim default) are hard-coded (~705M params, 2.8 GB fp32; the
-    decoder's upsample convs keep their width, unlike 2.1's which halve it).
-    ``write_wan22_vae(native=True)`` writes that; the default writes a tiny one (encoder
-    and decoder dim 8, ~1.05M params) that ComfyUI detects as the Wan 2.2 VAE but only
-    instantiates inside ``wan22_vae_detection_patch()`` (which reads the two widths from
-    encoder.conv1 / decoder.conv1).
+    decoder's upsample convs keep their width, unlike 2.1's which halve it; their shapes:
+    ``wan22_vae_shapes()``). ``write_wan22_vae`` writes a tiny one (encoder and decoder
+    dim 8, ~1.05M params) that ComfyUI detects as the Wan 2.2 VAE but only instantiates
+    inside ``wan22_vae_detection_patch()`` (which reads the two widths from encoder.conv1 /
+    decoder.conv1).
 ComfyUI's VAE.encode takes (frames, H, W, 3) in [0, 1] and returns (1, C, T, H/s, W/s);
 VAE.decode returns (1, frames, H, W, 3); vae.upscale_ratio[0](T) == 1 + 4 (T - 1) and
 vae.downscale_ratio[0](F) == (F + 3) // 4.
@@ -111,10 +111,6 @@ Use
     out = dm(x, t, ctx)     # x: (B, 16, T, H, W); t: (B,); ctx: (B, L, 4096)
     with tiny_wan.wan22_vae_detection_patch():
         vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(infos["wan22_vae"]["path"]))
-
-Check a native-size Wan 2.2 VAE against a real ComfyUI (CPU; ~3 GB written; loads it
-with no patch and runs a tiny encode/decode):
-    python tests/comfy_fixtures/tiny_wan.py     (COMFYUI_PATH, default /work/comfy)
 """
 from __future__ import annotations
 
@@ -212,13 +208,10 @@ class _SD:
         self.rand(prefix + ".weight", out_c, in_c, *kernel, std=fan_in ** -0.5)
         self.rand(prefix + ".bias", out_c, std=0.01)
 
-    def save(self, path, dtype=torch.float32, metadata=None):
-        if self.meta:
-            raise RuntimeError("a shapes-only (meta) state dict cannot be saved")
+    def save(self, path):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        sd = {k: v.to(dtype).contiguous() for k, v in self.sd.items()}
-        save_file(sd, str(path), metadata=metadata)
+        save_file({k: v.float().contiguous() for k, v in self.sd.items()}, str(path))
         return path
 
 
@@ -517,32 +510,22 @@ def wan22_vae_shapes(*, dim=WAN22_VAE_NATIVE_DIM, dec_dim=WAN22_VAE_NATIVE_DEC_D
     return {k: tuple(v.shape) for k, v in s.sd.items()}
 
 
-def write_wan22_vae(path, *, dim=None, dec_dim=None, native=False, seed=0, dtype=torch.float32):
+def write_wan22_vae(path, *, seed=0):
     """Wan 2.2 VAE (Wan2.2_VAE.pth / wan2.2_vae.safetensors format, the TI2V 5B's VAE):
     z 48, 16x spatial (2x2 pixel patchify -> 12 channels, then 8x), 4x causal temporal.
 
     Keys: as write_wan21_vae but grouped per stage: encoder.downsamples.I.downsamples.J.*
     and decoder.upsamples.I.upsamples.J.* (J = residual blocks, then the Resample).
-    native=True: encoder dim 160 and decoder dim 256, the only widths ComfyUI builds
-    (~705M params; 2.8 GB fp32, 1.4 GB with dtype=torch.bfloat16 like Comfy-Org's file).
-    native=False (default): dim = dec_dim = 8 (~1.05M params); detected as the Wan 2.2 VAE
-    but loadable only inside ``wan22_vae_detection_patch()``. ComfyUI:
+    Encoder and decoder dim 8 (~1.05M params) instead of ComfyUI's 160 / 256: detected as
+    the Wan 2.2 VAE but loadable only inside ``wan22_vae_detection_patch()``. ComfyUI:
     comfy.ldm.wan.vae2_2.WanVAE, VAE.latent_channels 48, spatial ratio 16.
     5 frames of 64 x 64 encode to (1, 48, 2, 4, 4).
     """
-    if dim is None:
-        dim = WAN22_VAE_NATIVE_DIM if native else 8
-    if dec_dim is None:
-        dec_dim = WAN22_VAE_NATIVE_DEC_DIM if native else 8
-    if dim <= 0 or dec_dim <= 0:
-        raise ValueError(f"dim and dec_dim must be positive, got {dim}, {dec_dim}")
     s = _SD(seed, 0.05)
-    _wan22_vae(s, dim, dec_dim)
-    s.save(path, dtype=dtype)
-    natively_loadable = dim == WAN22_VAE_NATIVE_DIM and dec_dim == WAN22_VAE_NATIVE_DEC_DIM
+    _wan22_vae(s, 8, 8)
+    s.save(path)
     return _info(path, family="wan22_vae", vae_class="comfy.ldm.wan.vae2_2.WanVAE", latent_channels=48,
-                 downscale=16, temporal_ratio=4, z_channels=48, dim=dim, dec_dim=dec_dim,
-                 needs_detection_patch=not natively_loadable)
+                 downscale=16, temporal_ratio=4, z_channels=48, dim=8, dec_dim=8, needs_detection_patch=True)
 
 
 def _wan22_vae_widths(sd):
@@ -617,7 +600,7 @@ VAE_FILES = {
 }
 
 
-def write_all(models_dir, *, seed=0):
+def write_all(models_dir):
     """Write every Wan fixture under models_dir/diffusion_models and models_dir/vae.
 
     Returns {key: info dict} where info["name"] is the file name as ComfyUI's loader
@@ -627,66 +610,19 @@ def write_all(models_dir, *, seed=0):
     models_dir = Path(models_dir)
     dm, vae = models_dir / "diffusion_models", models_dir / "vae"
     return {
-        "wan21_t2v": write_wan21_t2v_dit(dm / DIT_FILES["wan21_t2v"], seed=seed),
-        "wan21_i2v": write_wan21_i2v_dit(dm / DIT_FILES["wan21_i2v"], seed=seed + 1),
-        "wan21_flf2v": write_wan21_flf2v_dit(dm / DIT_FILES["wan21_flf2v"], seed=seed + 2),
-        "wan22_ti2v_5b": write_wan22_ti2v_5b_dit(dm / DIT_FILES["wan22_ti2v_5b"], seed=seed + 3),
+        "wan21_t2v": write_wan21_t2v_dit(dm / DIT_FILES["wan21_t2v"], seed=0),
+        "wan21_i2v": write_wan21_i2v_dit(dm / DIT_FILES["wan21_i2v"], seed=1),
+        "wan21_flf2v": write_wan21_flf2v_dit(dm / DIT_FILES["wan21_flf2v"], seed=2),
+        "wan22_ti2v_5b": write_wan22_ti2v_5b_dit(dm / DIT_FILES["wan22_ti2v_5b"], seed=3),
         "wan22_t2v_14b_high": write_wan22_14b_dit(dm / DIT_FILES["wan22_t2v_14b_high"], expert="high_noise",
-                                                  seed=seed + 4),
+                                                  seed=4),
         "wan22_t2v_14b_low": write_wan22_14b_dit(dm / DIT_FILES["wan22_t2v_14b_low"], expert="low_noise",
-                                                 seed=seed + 5),
+                                                 seed=5),
         "wan22_i2v_14b_high": write_wan22_14b_dit(dm / DIT_FILES["wan22_i2v_14b_high"], expert="high_noise",
-                                                  task="i2v", seed=seed + 6),
+                                                  task="i2v", seed=6),
         "wan22_i2v_14b_low": write_wan22_14b_dit(dm / DIT_FILES["wan22_i2v_14b_low"], expert="low_noise",
-                                                 task="i2v", seed=seed + 7),
-        "wan21_vae": write_wan21_vae(vae / VAE_FILES["wan21_vae"], seed=seed + 10),
-        "wan22_vae": write_wan22_vae(vae / VAE_FILES["wan22_vae"], seed=seed + 11),
+                                                 task="i2v", seed=7),
+        "wan21_vae": write_wan21_vae(vae / VAE_FILES["wan21_vae"], seed=10),
+        "wan22_vae": write_wan22_vae(vae / VAE_FILES["wan22_vae"], seed=11),
     }
 
-
-# ---------------------------------------------------------------------------------------
-# Manual check of the native-size Wan 2.2 VAE against a real ComfyUI (CPU; ~3 GB on disk,
-# ~35 s on 2 cores):  COMFYUI_PATH=/path/to/ComfyUI python tests/comfy_fixtures/tiny_wan.py
-# ---------------------------------------------------------------------------------------
-
-def _verify_native_wan22_vae(comfy_root):  # pragma: no cover - manual check
-    import sys
-    import tempfile
-    import time
-
-    comfy_root = str(Path(comfy_root).resolve())
-    os.chdir(comfy_root)
-    sys.path.insert(0, comfy_root)
-    sys.argv = ["main.py", "--cpu"]
-    import comfy.options
-    comfy.options.enable_args_parsing()
-    import comfy.ldm.wan.vae2_2
-    import comfy.sd
-    import comfy.utils
-
-    with tempfile.TemporaryDirectory(prefix="tiny_wan_") as tmp:
-        t = time.perf_counter()
-        info = write_wan22_vae(Path(tmp) / "wan2.2_vae_native.safetensors", native=True)
-        print(f"write native Wan 2.2 VAE: {info['bytes'] / 1e9:.2f} GB in {time.perf_counter() - t:.1f}s")
-        t = time.perf_counter()
-        sd = comfy.utils.load_torch_file(info["path"])
-        vae = comfy.sd.VAE(sd=sd)  # no patch
-        vae.throw_exception_if_invalid()
-        print(f"load (no patch): {time.perf_counter() - t:.1f}s {type(vae.first_stage_model)}")
-        fsm = vae.first_stage_model
-        assert type(fsm) is comfy.ldm.wan.vae2_2.WanVAE and vae.latent_channels == 48
-        msd = fsm.state_dict()
-        sd2 = comfy.utils.load_torch_file(info["path"])
-        assert set(sd2) == set(msd), set(sd2) ^ set(msd)
-        assert all(tuple(sd2[k].shape) == tuple(msd[k].shape) for k in sd2)
-        t = time.perf_counter()
-        with torch.inference_mode():
-            z = vae.encode(torch.rand(5, 32, 32, 3))
-            img = vae.decode(z)
-        print(f"encode 5x32x32 -> {tuple(z.shape)}, decode -> {tuple(img.shape)} in {time.perf_counter() - t:.1f}s")
-        assert z.shape == (1, 48, 2, 2, 2) and img.shape == (1, 5, 32, 32, 3)
-    print("OK")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _verify_native_wan22_vae(os.environ.get("COMFYUI_PATH", "/work/comfy"))

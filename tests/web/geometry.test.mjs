@@ -40,3 +40,36 @@ test("radiusTo is the inverse of the drawn radius", () => {
   const r = G.radiusTo(g, 0.5 + (0.3 * halfDiag) / 1024, 0.5, 1024, 768);
   assert.ok(Math.abs(r - 0.3) < 1e-12);
 });
+
+test("per-latent-frame level maps of gaze paths match fov_core (union over each latent frame's video frames)", () => {
+  assert.ok(fixtures.video.length >= 10);
+  for (const c of fixtures.video) {
+    const what = `${c.width}x${c.height} ${c.periphery} ${c.num_frames} frames / ${c.frame_stride} ${JSON.stringify(c.keyframes)}`;
+    const policy = G.policyFor(c.periphery, c.ring_scale);
+    const { H, W } = G.gridFor(c.width, c.height);
+    assert.deepEqual([G.latentFrameCount(c.num_frames, c.frame_stride), H, W], c.grid, what);
+    assert.equal(G.videoFramesFor(c.num_frames, c.frame_stride), c.num_frames, what);
+    const maps = G.pathLevelMaps(c.keyframes, c.num_frames, policy, H, W, c.frame_stride);
+    assert.equal(maps.length, c.levels.length, what);
+    let total = 0;
+    maps.forEach((map, t) => {
+      assert.deepEqual(G.videoFramesOf(t, c.frame_stride, c.num_frames), c.video_frames_of[t], `${what} t=${t}`);
+      for (let f = c.video_frames_of[t][0]; f <= c.video_frames_of[t][1]; f++) {
+        assert.equal(G.latentFrameOf(f, c.frame_stride), t, `${what}: video frame ${f}`);
+      }
+      assert.deepEqual(Array.from(map), c.levels[t], `${what}: level map of latent frame ${t} differs`);
+      const tokens = G.readout(map, H, W).tokens;
+      assert.equal(tokens, c.tokens[t], `${what}: tokens of latent frame ${t}`);
+      total += tokens;
+    });
+    assert.equal(total, c.total_tokens, what);
+  }
+});
+
+test("a frame count a video model cannot make rounds down to one it makes", () => {
+  assert.equal(G.videoFramesFor(80), 77);
+  assert.equal(G.videoFramesFor(81), 81);
+  assert.equal(G.videoFramesFor(10, 8), 9);
+  assert.equal(G.latentFrameCount(80), 21); // the last latent frame covers 77 .. 79
+  assert.deepEqual(G.videoFramesOf(20, 4, 80), [77, 79]);
+});
