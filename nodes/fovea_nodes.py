@@ -197,6 +197,9 @@ def boxes_from_input(bboxes) -> list:
     return flat
 
 
+BOX_EXPAND = 0.1  # default growth of a box, a fraction of its size on every side
+
+
 def regions_from_boxes(boxes: list, width: float, height: float, expand: float) -> list:
     """Core BOUNDING_BOX dicts (pixels of a width x height image) -> normalized Box regions,
     each grown by `expand` of its size on every side."""
@@ -235,7 +238,7 @@ class FoveaFromBoxes(io.ComfyNode):
                              tooltip="Width in px of the image the boxes refer to (ignored if image is connected)."),
                 io.Int.Input("height", default=1024, min=16, max=16384, step=1,
                              tooltip="Height in px of the image the boxes refer to (ignored if image is connected)."),
-                io.Float.Input("expand", default=0.1, min=0.0, max=2.0, step=0.01,
+                io.Float.Input("expand", default=BOX_EXPAND, min=0.0, max=2.0, step=0.01,
                                tooltip="Grow each box by this fraction of its size on every side."),
                 *policy_inputs(),
                 io.Image.Input("image", optional=True, tooltip="The image the boxes were detected on (for its size)."),

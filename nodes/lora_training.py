@@ -62,7 +62,7 @@ from ..fov_core import (
     packed_velocity_loss, plan_fit, saliency_gaze,
 )
 from .adapters import adapter_for
-from .fovea_nodes import regions_from_boxes
+from .fovea_nodes import BOX_EXPAND, regions_from_boxes
 from .foveation import WRAPPER_KEY, FoveationPatch
 from .latent_nodes import encode_low_levels
 
@@ -79,7 +79,6 @@ MODEL_PREFIX = "diffusion_model."
 MARKER = "foveated_lora"  # safetensors metadata key every file this trainer writes carries
 NO_FILE = "[None]"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-BOX_EXPAND = 0.1  # boxes grow by this fraction of their size on every side (Fovea from Boxes' default)
 SIGMA_MIN = 1e-3  # sigmas are drawn in [SIGMA_MIN, 1]: the velocity error divides by sigma
 DTYPES = ("bf16", "fp32", "none")
 TRAIN_SUPPORTED = "FLUX.1 (dev, schnell, Kontext), FLUX.2 ([klein], [dev]) and Chroma (no video models yet)"
