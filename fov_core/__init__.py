@@ -7,7 +7,7 @@ Spectral Progressive Diffusion (resolution over denoising time): spectral.py, sc
 on the canvas, and with a fovea (progressive foveation): progressive.py.
 """
 from .attention import AttentionGroup, SequencePlan, group_keys, phase_aligned_attention
-from .canvas import LatentPacking, level_view, merge_levels, pack_strip, unpack_strip
+from .canvas import LatentPacking, downsample_image, level_view, merge_levels, pack_strip, unpack_strip
 from .decode import DecodePart, SplitDecoder
 from .flops import DiTDims, format_readout, readout, step_flops
 from .fovea import Fovea
@@ -27,15 +27,22 @@ from .spectral import (
     compatible_expansion_noise, compatible_seed, dct2, dct_downscale, dct_matrix, expansion_noise, forward_noise,
     haar_dwt2, haar_idwt2, idct2, kappa, spectral_expand, time_remap,
 )
+from .training import (
+    FOVEA_MODES, ImageFit, TrainingFoveae, boxes_in_fitted_image, fit_image, min_side_px, packed_velocity_loss,
+    plan_fit, random_circle, saliency_gaze,
+)
 
 __all__ = [
     "AcuityGaze", "AttentionGroup", "Box", "DecodePart", "DiTDims", "Fovea", "Gaze", "GazeKeyframe",
     "GazePath", "LatentPacking", "LayoutCache", "LevelPolicy", "MaskRegion", "SequencePlan",
     "SplitDecoder", "TokenGrid", "TokenLayout", "assign_levels", "check_block_consistent",
-    "desired_levels", "group_keys", "format_readout", "gaze_from_saliency",
+    "desired_levels", "downsample_image", "group_keys", "format_readout", "gaze_from_saliency",
     "level_view", "merge_levels", "pack_strip", "unpack_strip", "phase_aligned_attention", "rasterize", "readout",
     "resolution_preview",
     "spectral_residual_saliency", "step_flops",
+    # foveated training
+    "FOVEA_MODES", "ImageFit", "TrainingFoveae", "boxes_in_fitted_image", "fit_image", "min_side_px",
+    "packed_velocity_loss", "plan_fit", "random_circle", "saliency_gaze",
     # Spectral Progressive Diffusion
     "SPECTRUM_PRESETS", "Switch", "SwitchPlan", "activation_time", "compatible_expansion_noise", "compatible_seed",
     "dct2", "dct_downscale", "dct_matrix", "expansion_noise", "fit_power_law", "forward_noise", "haar_dwt2",

@@ -194,6 +194,20 @@ def level_view(canvas: torch.Tensor, level: int) -> torch.Tensor:
     return canvas[..., ::s, ::s]
 
 
+def downsample_image(rgb: torch.Tensor, factor: int, multiple: int = 1) -> torch.Tensor:
+    """The image a level-k latent is encoded from (the paper's rule): `rgb` (B, H, W, C) in
+    [0, 1] resized to ceil(H / factor) x ceil(W / factor) with antialiased bicubic
+    interpolation, clamped to [0, 1], then replicate-padded at the right and bottom to a
+    multiple of `multiple` (the VAE's compression) so the VAE takes it whole."""
+    H, W = rgb.shape[1:3]
+    h, w = -(-H // factor), -(-W // factor)
+    img = F.interpolate(rgb.movedim(-1, 1).float(), size=(h, w), mode="bicubic", antialias=True).clamp(0, 1)
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        img = F.pad(img, (0, pw, 0, ph), mode="replicate")
+    return img.movedim(1, -1)
+
+
 def merge_levels(packing: LatentPacking, full: torch.Tensor, low: dict) -> torch.Tensor:
     """Canvas from the full-resolution latent and, per level k > 0, the latent of the
     image downsampled by 2^k (the paper's principled mechanism; never a pooled latent).

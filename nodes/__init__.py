@@ -3,6 +3,7 @@ from .apply_node import ApplyFoveation
 from .fovea_nodes import FoveaFromBoxes, FoveaFromMask, FoveaFromSaliency, FoveaNode, GazePathNode
 from .latent_nodes import FoveatedDecode, FoveatedEncode
 from .progressive_nodes import FitPowerSpectrum, ProgressiveResolution
+from .train_node import TrainFoveatedLoRA
 
 NODE_CLASSES = [
     FoveaNode,
@@ -15,4 +16,5 @@ NODE_CLASSES = [
     FoveatedEncode,
     ProgressiveResolution,
     FitPowerSpectrum,
+    TrainFoveatedLoRA,
 ]

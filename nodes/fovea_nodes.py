@@ -197,6 +197,31 @@ def boxes_from_input(bboxes) -> list:
     return flat
 
 
+BOX_EXPAND = 0.1  # default growth of a box, a fraction of its size on every side
+
+
+def regions_from_boxes(boxes: list, width: float, height: float, expand: float) -> list:
+    """Core BOUNDING_BOX dicts (pixels of a width x height image) -> normalized Box regions,
+    each grown by `expand` of its size on every side."""
+    regions = []
+    for d in boxes:
+        try:
+            bx, by, bw, bh = (float(d[k]) for k in ("x", "y", "width", "height"))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"bounding box {d!r} needs numeric x, y, width, height") from None
+        if not all(map(math.isfinite, (bx, by, bw, bh))) or bw <= 0 or bh <= 0:
+            raise ValueError(f"bounding box {d!r} must have finite values and positive width and height")
+        gx, gy = bw * expand, bh * expand
+        try:
+            regions.append(Box((bx - gx) / width, (by - gy) / height,
+                               (bx + bw + gx) / width, (by + bh + gy) / height))
+        except ValueError as exc:
+            raise ValueError(f"bounding box {d!r} in a {width}x{height} px image: {exc}. Boxes are in pixels "
+                             f"of the image they were detected on: connect that image, or set width and "
+                             f"height to its size") from None
+    return regions
+
+
 class FoveaFromBoxes(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -213,7 +238,7 @@ class FoveaFromBoxes(io.ComfyNode):
                              tooltip="Width in px of the image the boxes refer to (ignored if image is connected)."),
                 io.Int.Input("height", default=1024, min=16, max=16384, step=1,
                              tooltip="Height in px of the image the boxes refer to (ignored if image is connected)."),
-                io.Float.Input("expand", default=0.1, min=0.0, max=2.0, step=0.01,
+                io.Float.Input("expand", default=BOX_EXPAND, min=0.0, max=2.0, step=0.01,
                                tooltip="Grow each box by this fraction of its size on every side."),
                 *policy_inputs(),
                 io.Image.Input("image", optional=True, tooltip="The image the boxes were detected on (for its size)."),
@@ -229,22 +254,7 @@ class FoveaFromBoxes(io.ComfyNode):
         if not boxes:
             raise ValueError("no bounding boxes were given (the detector found nothing?); lower its threshold or "
                              "use another fovea")
-        regions = []
-        for d in boxes:
-            try:
-                bx, by, bw, bh = (float(d[k]) for k in ("x", "y", "width", "height"))
-            except (KeyError, TypeError, ValueError):
-                raise ValueError(f"bounding box {d!r} needs numeric x, y, width, height") from None
-            if not all(map(math.isfinite, (bx, by, bw, bh))) or bw <= 0 or bh <= 0:
-                raise ValueError(f"bounding box {d!r} must have finite values and positive width and height")
-            gx, gy = bw * expand, bh * expand
-            try:
-                regions.append(Box((bx - gx) / width, (by - gy) / height,
-                                   (bx + bw + gx) / width, (by + bh + gy) / height))
-            except ValueError as exc:
-                raise ValueError(f"bounding box {d!r} in a {width}x{height} px image: {exc}. Boxes are in pixels "
-                                 f"of the image they were detected on: connect that image, or set width and "
-                                 f"height to its size") from None
+        regions = regions_from_boxes(boxes, width, height, expand)
         f = make_fovea(regions, periphery, ring_scale, feather, fovea)
         return io.NodeOutput(f, preview_mask(f, width, height))
 

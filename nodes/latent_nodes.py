@@ -7,7 +7,7 @@ import torch.nn.functional as F
 import comfy.utils
 from comfy_api.latest import io, ui
 
-from ..fov_core import LatentPacking, LayoutCache, SplitDecoder, TokenGrid, TokenLayout, merge_levels
+from ..fov_core import LatentPacking, LayoutCache, SplitDecoder, TokenGrid, TokenLayout, downsample_image, merge_levels
 from .types import FOVEA
 
 PREVIEW_PX = 256  # long side of the preview the node shows (and the Fovea canvas draws behind the gaze);
@@ -158,18 +158,13 @@ class FoveatedEncode(io.ComfyNode):
         rgb = pixels[..., :3]
         full = vae.encode(rgb)
         layout, packing = layout_for_latent(fovea, full, vae)
-        ds = vae.spacial_compression_encode()
-        low = {}
-        for k in layout.levels:
-            if k == 0:
-                continue
-            s = 2**k
-            h, w = -(-H // s), -(-W // s)
-            img = F.interpolate(rgb.movedim(-1, 1).float(), size=(h, w), mode="bicubic", antialias=True)
-            img = img.clamp(0, 1)
-            ph, pw = (-h) % ds, (-w) % ds
-            if ph or pw:
-                img = F.pad(img, (0, pw, 0, ph), mode="replicate")
-            low[k] = vae.encode(img.movedim(1, -1))
+        low = encode_low_levels(vae, rgb, layout.levels)
         canvas = merge_levels(packing, full, {k: z.to(full) for k, z in low.items()})
         return io.NodeOutput({"samples": canvas})
+
+
+def encode_low_levels(vae, rgb: torch.Tensor, levels) -> dict:
+    """Per level k > 0, the latent of the image downsampled by 2^k (the paper's principled
+    mechanism; Foveated Encode and the trainer's targets both use it). rgb: (B, H, W, 3)."""
+    ds = vae.spacial_compression_encode()
+    return {k: vae.encode(downsample_image(rgb, 2**k, ds)) for k in levels if k != 0}

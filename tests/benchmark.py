@@ -24,6 +24,9 @@ calls per decode, decoded pixels, peak memory.
 End to end (warm): --steps sampling steps (euler, cfg 1) + decode, native, ours, and the
 existing port with --port PATH (ruwwww/ComfyUI-Foveated_Diffusion checkout, loaded as a
 custom node in the same process; its forwards are in the forward table too).
+Training (--training, flux2, instead of the tables above): Train Foveated LoRA's step,
+foveated (the paper's random circles) vs full-resolution, seconds per step and peak memory
+at the first of --sizes (tests/bench/training.py).
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ sys.path.insert(0, str(HERE))
 from bench.families import FAMILIES  # noqa: E402
 from bench.measure import PeakMemory, fmt_bytes, host_time, kernels_of, op_count, timed  # noqa: E402
 from bench.port import Port  # noqa: E402
+from bench.training import bench_training  # noqa: E402
 
 
 def boot(args, fam, workdir: Path):
@@ -336,6 +340,11 @@ def main(argv=None):
     ap.add_argument("--spd-delta", type=float, default=0.05, help="the progressive schedule's delta")
     ap.add_argument("--spd-ratio", type=float, default=0.43, help="token ratio of the progressive foveation fovea")
     ap.add_argument("--speed", help="the official SPD ComfyUI node folder (speed/comfyui) to compare against")
+    ap.add_argument("--training", action="store_true",
+                    help="time LoRA training steps, foveated vs full resolution, instead of inference (flux2)")
+    ap.add_argument("--train-steps", type=int, default=4, help="training steps per run; the first is a warm-up")
+    ap.add_argument("--no-checkpointing", dest="checkpointing", action="store_false",
+                    help="training keeps activations instead of recomputing each block")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "foveated-bench"))
     ap.add_argument("--json", help="write all figures to this file")
     a = ap.parse_args(argv)
@@ -346,6 +355,8 @@ def main(argv=None):
     a.vae_width = a.vae_width or (128 if a.family == "flux2" else 96)
     if a.port and a.family != "flux2":
         ap.error("the existing port supports FLUX.2 only")
+    if a.training and a.family != "flux2":
+        ap.error("Train Foveated LoRA trains image models: --training needs --family flux2")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
              "auto": torch.float32 if a.device == "cpu" else torch.bfloat16}[a.dtype]
     workdir = Path(a.workdir)
@@ -370,14 +381,17 @@ def main(argv=None):
         sizes = [(int(s), int(s), 1) for s in a.sizes.split(",")]
     else:
         sizes = [tuple(int(v) for v in a.video.split("x"))]
-    info["forward"], grids = zip(*[bench_forward(ctx, s) for s in sizes])
-    radii = [r["radius"] for r in info["forward"][0]["rows"] if r["who"] == "ours"]
-    if a.decode:
-        info["decode"] = bench_decode(ctx, sizes[0], grids[0], radii)
-    if a.e2e:
-        info["end_to_end"] = bench_end_to_end(ctx, sizes[0], grids[0], radii)
-    if a.progressive:
-        info["progressive"] = [bench_progressive(ctx, s, g) for s, g in zip(sizes, grids)]
+    if a.training:
+        info["training"] = bench_training(ctx, sizes[0][0])
+    else:
+        info["forward"], grids = zip(*[bench_forward(ctx, s) for s in sizes])
+        radii = [r["radius"] for r in info["forward"][0]["rows"] if r["who"] == "ours"]
+        if a.decode:
+            info["decode"] = bench_decode(ctx, sizes[0], grids[0], radii)
+        if a.e2e:
+            info["end_to_end"] = bench_end_to_end(ctx, sizes[0], grids[0], radii)
+        if a.progressive:
+            info["progressive"] = [bench_progressive(ctx, s, g) for s, g in zip(sizes, grids)]
     if a.json:
         Path(a.json).write_text(json.dumps(info, indent=2, default=float))
         print(f"\nwrote {a.json}")

@@ -7,10 +7,12 @@ encoders become random conditioning of the tiny model's width (the fixtures have
 encoder) and the CLIP vision nodes are left out (no CLIP vision fixture; WanImageToVideo runs
 without clip_vision_output, as in tests/test_comfy_wan_nodes.py); sizes shrink about 8x (Kontext's
 image scale node, which always scales to about 1 MP, becomes an ImageScale to the tiny size),
-videos to FRAMES frames (gaze keyframes moved along) and sampling to STEPS steps."""
+videos to FRAMES frames (gaze keyframes moved along), sampling and LoRA training to STEPS steps
+(training images fitted to the shrunk resolution)."""
 import contextlib
 import json
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -55,7 +57,7 @@ def _tiny_widgets(env, typ, w):
             out[n] = env.infos[TINY[v]]["name"]
         elif typ == "PrimitiveBoundingBox":
             out[n] = v // 8
-        elif n in ("width", "height"):
+        elif n in ("width", "height") or (n == "resolution" and v):  # resolution 0: images keep their size
             out[n] = _px(v)
         elif n in ("length", "num_frames"):
             out[n] = FRAMES
@@ -111,6 +113,7 @@ def example_image(env):
 
 @pytest.mark.parametrize("name", sorted(workflow_specs.WORKFLOWS))
 def test_workflow_runs_on_tiny_models(env, example_image, caplog, name):
+    import comfy.utils
     import folder_paths
 
     prompt, left_out = tiny_prompt(env, name)
@@ -149,6 +152,14 @@ def test_workflow_runs_on_tiny_models(env, example_image, caplog, name):
             assert r[key][1].startswith(f"stages {' -> '.join(scales)}"), r[key][1]
             logged = [m for m in caplog.messages if m.startswith("Progressive")]
             assert logged and len(re.findall(r"% tokens x \d+ steps", logged[-1])) == len(scales), logged
+        if node["class_type"] == "TrainFoveatedLoRA":  # trained STEPS steps and saved the LoRA it gives
+            lora, losses, steps = r[key]
+            assert steps == STEPS and len(losses["loss"]) == STEPS and all(map(math.isfinite, losses["loss"]))
+            saved = Path(folder_paths.get_folder_paths("loras")[0]) / (node["inputs"]["lora_name"] + ".safetensors")
+            sd = comfy.utils.load_torch_file(str(saved))
+            assert set(sd) == set(lora) and all(torch.equal(sd[k], lora[k]) for k in sd)
+        if node["class_type"] == "LossGraphNode":  # the curve is drawn (a preview image, as core's node shows it)
+            assert env.handle.executor.history_result["outputs"][key]["images"]
 
 
 def test_a_bypassed_node_passes_its_input_through(env):

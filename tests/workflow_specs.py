@@ -490,6 +490,59 @@ WORKFLOWS["hunyuan_video15_t2v_gaze_path"] = {
     ],
 }
 
+WORKFLOWS["train_foveated_lora"] = {
+    "about": "Train a foveated LoRA for FLUX.2 [klein] base 4B on a few images, then generate with it "
+             "(foveated, 1/2 periphery).",
+    "nodes": [
+        _note("## Train a foveated LoRA, then generate with it\n\n**Train Foveated LoRA** post-trains a LoRA "
+              "with the paper's recipe: a random fovea per sample, the full-resolution encode inside it and the "
+              "encode of the downsampled image outside, the loss over the packed tokens of the same foveated "
+              "forward **Apply Foveation** runs. It gives core's `LORA_MODEL` (applied here with **Load LoRA "
+              "Model**), a loss curve (**Plot Loss Graph**), and saves `models/loras/foveated/"
+              "example_foveated_lora.safetensors` for **LoraLoaderModelOnly**.\n\nThe two images here "
+              "(ComfyUI's `example.png` and its mirror image) only show the wiring. For a useful LoRA train on "
+              "hundreds of varied images: set `image_folder` to a folder in `ComfyUI/input` with a caption "
+              "`.txt` next to each image and connect the text encoder to `clip` (and remove the conditioning "
+              "link), or feed a list from core's dataset nodes. The paper trained 10k steps at batch 8, "
+              "learning rate 1e-4, rank 32.\n\nTraining needs a GPU with room for the model and its "
+              "gradients; gradient checkpointing is on. Stop it any time: the last step is saved, and "
+              "`resume_from` continues it.\n\nModels: `flux-2-klein-base-4b.safetensors` (diffusion_models), "
+              "`qwen_3_4b.safetensors` (text_encoders), `flux2-vae.safetensors` (vae)."),
+        ("unet", "UNETLoader", {"unet_name": "flux-2-klein-base-4b.safetensors", "weight_dtype": "default"}, {}),
+        ("clip", "CLIPLoader", {"clip_name": "qwen_3_4b.safetensors", "type": "flux2", "device": "default"}, {}),
+        ("vae", "VAELoader", {"vae_name": "flux2-vae.safetensors"}, {}),
+        ("image", "LoadImage", {"image": "example.png"}, {}),
+        ("mirror", "ImageFlip", {"flip_method": "y-axis: horizontally"}, {"image": ("image", 0)}),
+        ("batch", "ImageBatch", {}, {"image1": ("image", 0), "image2": ("mirror", 0)}),
+        ("caption", "CLIPTextEncode", {"text": "a detailed photograph"}, {"clip": ("clip", 0)}),
+        ("train", "TrainFoveatedLoRA", {
+            "image_folder": "[None]", "lora_name": "foveated/example_foveated_lora", "steps": 500,
+            "batch_size": 1, "learning_rate": 1e-4, "rank": 32, "alpha": 32.0, "seed": 0,
+            "fovea_mode": "random circles", "periphery": "1/2 resolution", "resolution": 1024,
+            "target_modules": "img_attn.qkv, img_attn.proj, txt_attn.qkv, txt_attn.proj, img_mlp.0, img_mlp.2, "
+                              "txt_mlp.0, txt_mlp.2, linear1",
+            "gradient_checkpointing": True, "training_dtype": "bf16", "save_every": 100, "resume_from": "[None]"},
+         {"model": ("unet", 0), "vae": ("vae", 0), "images": ("batch", 0), "conditioning": ("caption", 0)}),
+        ("loss", "LossGraphNode", {"filename_prefix": "foveated/loss_graph"}, {"loss": ("train", 1)}),
+        ("lora", "LoraModelLoader", {"strength_model": 1.0, "bypass": False},
+         {"model": ("unet", 0), "lora": ("train", 0)}),
+        ("pos", "CLIPTextEncode", {"text": "a red fox in a snowy birch forest, morning light, detailed fur"},
+         {"clip": ("clip", 0)}),
+        ("neg", "CLIPTextEncode", {"text": ""}, {"clip": ("clip", 0)}),
+        ("latent", "EmptyFlux2LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}, {}),
+        ("fovea", "Fovea", {"x": 0.5, "y": 0.5, "radius": 0.3, "aspect": 1.0, "rotation": 0.0,
+                            "extra_gazes": "[]", "width": 1024, "height": 1024, "periphery": "1/2 resolution",
+                            "ring_scale": 2.0, "feather": 0.03}, {}),
+        ("apply", "ApplyFoveation", {}, {"model": ("lora", 0), "fovea": ("fovea", 0), "latent": ("latent", 0)}),
+        ("sampler", "KSampler", {"seed": 42, "steps": 50, "cfg": 4.0, "sampler_name": "euler",
+                                 "scheduler": "simple", "denoise": 1.0},
+         {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+        ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                      "fovea": ("fovea", 0)}),
+        ("save", "SaveImage", {"filename_prefix": "foveated/trained_lora"}, {"images": ("decode", 0)}),
+    ],
+}
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "BOUNDING_BOX"}
 
 

@@ -1,0 +1,237 @@
+"""Foveated training, pure tier: random foveae, fitted images, the target and the loss over
+packed tokens (fov_core.training), and correct gradients through blocks that update their
+inputs in place (fov_core.inplace_safe)."""
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fov_core import (
+    Box, Gaze, LatentPacking, LevelPolicy, TokenGrid, TokenLayout, TrainingFoveae, boxes_in_fitted_image,
+    downsample_image, fit_image, merge_levels, min_side_px, packed_velocity_loss, plan_fit, random_circle, rasterize,
+)
+from fov_core.fovea import Fovea
+from fov_core.inplace_safe import block_forward
+
+pytestmark = pytest.mark.pure
+
+
+def test_random_circles_follow_the_paper():
+    """Centers uniform in [0.2, 0.8]^2 (image center +- 0.3), radii uniform in [0.2, 0.5] of the
+    half-diagonal; the same seed gives the same circles."""
+    g = torch.Generator().manual_seed(0)
+    circles = [random_circle(g) for _ in range(4000)]
+    xs = torch.tensor([c.x for c in circles])
+    ys = torch.tensor([c.y for c in circles])
+    rs = torch.tensor([c.radius for c in circles])
+    for v, lo, hi in ((xs, 0.2, 0.8), (ys, 0.2, 0.8), (rs, 0.2, 0.5)):
+        assert float(v.min()) >= lo and float(v.max()) <= hi
+        assert float(v.min()) < lo + 0.01 and float(v.max()) > hi - 0.01  # the whole range is used
+        assert abs(float(v.mean()) - (lo + hi) / 2) < 0.01  # uniform
+    assert abs(float(torch.corrcoef(torch.stack([xs, ys]))[0, 1])) < 0.05  # independent axes
+    g2 = torch.Generator().manual_seed(0)
+    assert [random_circle(g2) for _ in range(5)] == circles[:5]
+
+
+def test_training_foveae_modes():
+    pol = LevelPolicy.half()
+    g = torch.Generator().manual_seed(1)
+    rnd = TrainingFoveae("random circles", pol)
+    a, b = rnd.draw(0, g), rnd.draw(0, g)
+    assert a.regions != b.regions and rnd.fixed(0) is None  # a new circle per sample
+    box = Box(0.1, 0.1, 0.4, 0.5)
+    fixed = TrainingFoveae("boxes", pol, ((box,), None))
+    assert fixed.draw(0, g).regions == (box,) and fixed.draw(0, g).regions == (box,)
+    assert isinstance(fixed.draw(1, g).regions[0], Gaze)  # an image without boxes: random circles
+    assert fixed.draw(0, g).policy == pol
+    with pytest.raises(ValueError, match="fovea mode must be one of"):
+        TrainingFoveae("gaze", pol)
+
+
+def test_images_are_fitted_to_whole_tokens_and_boxes_follow():
+    fit = plan_fit(300, 500, resolution=256)  # 150000 px > 256^2: scaled down, aspect kept
+    assert fit.scaled_h * fit.scaled_w <= 256 * 256 * 1.01
+    assert abs(fit.scaled_w / fit.scaled_h - 500 / 300) < 0.02
+    assert fit.height % 16 == 0 and fit.width % 16 == 0
+    assert 0 <= fit.scaled_h - fit.height < 16 and 0 <= fit.scaled_w - fit.width < 16
+    small = plan_fit(40, 70, resolution=1024)  # never upscaled; cropped to 32 x 64
+    assert (small.scaled_h, small.scaled_w, small.height, small.width, small.top, small.left) == (40, 70, 32, 64, 4, 3)
+    img = torch.rand(40, 70, 3)
+    assert torch.equal(fit_image(img, small), img[4:36, 3:67])
+    assert fit_image(torch.rand(300, 500, 3), fit).shape == (fit.height, fit.width, 3)
+    # a box over the middle half of the original stays there (up to the crop)
+    (b,) = boxes_in_fitted_image([Box(0.25, 0.25, 0.75, 0.75)], small)
+    assert b.x0 == pytest.approx((0.25 * 70 - 3) / 64) and b.y1 == pytest.approx((0.75 * 40 - 4) / 32)
+    assert boxes_in_fitted_image([Box(0.0, 0.0, 0.03, 0.05)], small) == []  # cropped away
+    assert min_side_px(LevelPolicy.half()) == 32 and min_side_px(LevelPolicy.quarter()) == 64
+
+
+def _packing(grid_hw=(8, 8), gaze=(0.3, 0.4, 0.25), patch=2, policy=None):
+    fov = Fovea((Gaze(*gaze),), policy or LevelPolicy.half())
+    return LatentPacking(TokenLayout(rasterize(fov, TokenGrid(1, *grid_hw))), patch)
+
+
+def test_target_is_the_full_encode_in_the_fovea_and_the_downsampled_encode_outside():
+    """The paper's principled target with a linear stand-in encoder (8x8 average pooling):
+    fovea pixels come from E(x), every periphery group holds E(downsample(x)), never a
+    pooled full-resolution latent."""
+    pk = _packing()
+    x = torch.rand(1, 128, 128, 3)  # 8 x 8 tokens of 16 px; latent 16 x 16 (patch 2)
+
+    def enc(img):
+        return F.avg_pool2d(img.movedim(-1, 1), 8)
+
+    full = enc(x)
+    low = enc(downsample_image(x, 2, 8))
+    assert low.shape[-2:] == (8, 8)
+    target = merge_levels(pk, full, {1: low})
+    lev = pk.pixel_levels()[0]
+    assert torch.equal(target[..., lev == 0], full[..., lev == 0])
+    rep = target[..., ::2, ::2]  # the level-1 latent image
+    lv1 = lev[::2, ::2] == 1
+    assert torch.allclose(rep[..., lv1], low[..., lv1])
+    assert not torch.allclose(rep[..., lv1], F.avg_pool2d(full, 2)[..., lv1], atol=1e-3)
+    assert pk.is_canonical(target)
+
+
+def test_downsample_image_pads_to_the_vae_multiple():
+    x = torch.rand(2, 48, 80, 3)
+    y = downsample_image(x, 4, 8)  # 12 x 20 -> padded to 16 x 24
+    assert y.shape == (2, 16, 24, 3)
+    assert torch.equal(y[:, 12:], y[:, 11:12].expand(-1, 4, -1, -1))  # replicate padding
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_loss_is_the_velocity_mse_over_packed_tokens():
+    pk = _packing(grid_hw=(16, 16), policy=LevelPolicy.rings(2.0), gaze=(0.3, 0.3, 0.12))
+    assert set(pk.layout.levels) == {0, 1, 2}
+    g = torch.Generator().manual_seed(3)
+    shape = (2, 4) + pk.latent_shape[1:]
+    x0 = pk.canonicalize(torch.randn(shape, generator=g))
+    eps = pk.noise(shape, generator=g)
+    sigma = torch.tensor([0.3, 0.8])
+    s = sigma.view(-1, 1, 1, 1)
+    xt = (1 - s) * x0 + s * eps
+    v_pred = pk.canonicalize(torch.randn(shape, generator=g))  # what the foveated model writes back
+    x0_pred = xt - s * v_pred  # ComfyUI's CONST denoised
+    loss = packed_velocity_loss(pk, x0_pred, x0, sigma)
+    want = (pk.pack(v_pred) - pk.pack(eps - x0)).square().mean()
+    assert float(loss) == pytest.approx(float(want), rel=1e-5)
+    # every packed token counts once: not the canvas MSE (which weights a 1/4 token 16x)
+    canvas_mse = (v_pred - (eps - x0)).square().mean()
+    assert float(loss) != pytest.approx(float(canvas_mse), rel=1e-3)
+    # an error confined to one 1/4 token (16 canvas positions per element) is counted once
+    k = int((pk.layout.level == 2).nonzero()[0])
+    tok = torch.zeros(2, pk.n_tokens, 4 * 4)
+    tok[:, k] = 1.0
+    delta = pk.unpack(tok)
+    loss2 = packed_velocity_loss(pk, x0_pred - s * delta, x0, sigma)
+    base = (pk.pack(v_pred) - pk.pack(eps - x0))
+    assert float(loss2) == pytest.approx(float((base + tok).square().mean()), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- in-place blocks
+@dataclasses.dataclass
+class Mod:
+    scale: torch.Tensor
+    gate: torch.Tensor
+
+
+class InplaceBlock(torch.nn.Module):
+    """Like ComfyUI's FLUX blocks: two residual updates of the input, in place, each after a
+    LayerNorm that saved the stream; modulation passed as a nested dataclass."""
+
+    def __init__(self, inplace: bool):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+        self.inplace = inplace
+
+    def forward(self, x, txt, vec=None, transformer_options=None):
+        (m1, m2), = vec
+        h = F.layer_norm(x, (8,)) * (1 + m1.scale)
+        if self.inplace:
+            x += m1.gate * self.a(h)
+            x += m2.gate * self.b(F.layer_norm(x, (8,)).square())
+            txt += x.mean(1, keepdim=True)
+        else:
+            x = x + m1.gate * self.a(h)
+            x = x + m2.gate * self.b(F.layer_norm(x, (8,)).square())
+            txt = txt + x.mean(1, keepdim=True)
+        return x, txt
+
+
+def _grads(inplace: bool, wrap, blocks=3):
+    torch.manual_seed(0)
+    mods = [InplaceBlock(inplace) for _ in range(blocks)]
+    lora = torch.nn.Parameter(torch.full((8,), 0.5))  # a trainable leaf used inside each block
+    for m in mods:
+        m.requires_grad_(False)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 8, generator=g)
+    txt = torch.randn(2, 3, 8, generator=g)
+    mod_src = torch.nn.Parameter(torch.randn(4, 8, generator=g))
+    for m in mods:
+        base_a, base_b = m.a.forward, m.b.forward
+        m.a.forward = lambda t, f=base_a: f(t) * lora  # noqa: E731
+        m.b.forward = lambda t, f=base_b: f(t) + lora  # noqa: E731
+        if wrap is not None:
+            m.forward = wrap(m.forward)
+    vec = ((Mod(mod_src[0], mod_src[1]), Mod(mod_src[2], mod_src[3])),)
+    for m in mods:
+        x, txt = m(x, txt, vec=vec, transformer_options={"k": 1})
+    (x.square().sum() + txt.sum()).backward()
+    return lora.grad.clone(), mod_src.grad.clone()
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_inplace_blocks_get_correct_gradients(checkpoint):
+    ref = _grads(False, None)
+    got = _grads(True, lambda f: block_forward(f, checkpoint))
+    for r, g in zip(ref, got):
+        assert torch.allclose(r, g, atol=1e-6), (r, g)
+
+
+def test_why_inplace_blocks_need_the_wrapper():
+    """Without it: plain autograd refuses, and core Train LoRA's gradient-checkpointing patch
+    (non-reentrant torch checkpoint) recomputes from mutated tensors (torch 2.9)."""
+    with pytest.raises(RuntimeError, match="inplace operation"):
+        _grads(True, None)
+
+    def core_patch(f):  # comfy_extras.nodes_train.patch, non-offloading branch
+        def fwd(args, kwargs):
+            return f(*args, **kwargs)
+        return lambda *a, **k: torch.utils.checkpoint.checkpoint(fwd, a, k, use_reentrant=False)
+
+    ref = _grads(False, None)
+    try:
+        got = _grads(True, core_patch)
+    except RuntimeError:
+        return
+    assert not all(torch.allclose(r, g, atol=1e-6) for r, g in zip(ref, got))
+
+
+def test_checkpointed_block_without_trainable_parts_just_runs():
+    blk = InplaceBlock(False).requires_grad_(False)
+    fwd = block_forward(blk.forward, True, trainable=lambda: False)
+    vec = ((Mod(torch.zeros(8), torch.ones(8)), Mod(torch.zeros(8), torch.ones(8))),)
+    out = fwd(torch.randn(1, 2, 8), torch.randn(1, 1, 8), vec=vec)
+    assert not out[0].requires_grad
+    assert math.isfinite(float(out[0].sum()))
+
+
+def test_checkpointing_recomputes_instead_of_keeping_activations():
+    """With checkpoint=True every block's forward runs again in the backward pass (its
+    activations were not kept); without, once."""
+    for checkpoint, runs in ((False, 3), (True, 6)):
+        calls = []
+
+        def counting(f):
+            def fwd(*a, **k):
+                calls.append(1)
+                return f(*a, **k)
+            return block_forward(fwd, checkpoint)
+
+        _grads(True, counting)
+        assert len(calls) == runs, (checkpoint, len(calls))
