@@ -2,9 +2,9 @@
 the frontend queues, on the tiny checkpoints, at a tiny size, through ComfyUI's executor.
 
 What the tiny run changes, and nothing else: model files become the tiny ones (the tiny
-Qwen-Image and Z-Image load inside their detection patches, tests/comfy_fixtures/tiny_qwen_zimage.py); the text
-encoders become random conditioning of the tiny model's width (the fixtures have no text
-encoder) and the CLIP vision nodes are left out (no CLIP vision fixture; WanImageToVideo runs
+Qwen-Image, Z-Image and Chroma load inside their detection patches, tests/comfy_fixtures/tiny_qwen_zimage.py
+and tiny_models.py); the text encoders become random conditioning of the tiny model's width (the
+fixtures have no text encoder; T5 Tokenizer Options goes with them) and the CLIP vision nodes are left out (no CLIP vision fixture; WanImageToVideo runs
 without clip_vision_output, as in tests/test_comfy_wan_nodes.py); sizes shrink about 8x (Kontext's
 image scale node, which always scales to about 1 MP, becomes an ImageScale to the tiny size),
 videos to FRAMES frames (gaze keyframes moved along), sampling and LoRA training to STEPS steps
@@ -33,16 +33,17 @@ TINY = {  # the example workflows' files -> the fixture (env.infos key) that sta
     "hunyuanvideo1.5_720p_t2v_fp16.safetensors": "hunyuan_video15_t2v",
     "hunyuanvideo15_vae_fp16.safetensors": "hunyuan15_vae",
     "qwen_image_fp8_e4m3fn.safetensors": "qwen_image", "qwen_image_vae.safetensors": "wan21_vae",
-    "z_image_turbo_bf16.safetensors": "z_image",
+    "z_image_turbo_bf16.safetensors": "z_image", "Chroma1-HD.safetensors": "chroma",
 }
 CONTEXT = {"flux": (64, 32), "flux2": (64, 0), "wan": (4096, 0),  # CLIP type -> tiny context_dim, pooled_dim
            "hunyuan_video_15": (64, 8),  # model_base.HunyuanVideo reads a pooled output; 1.5 ignores it
-           "qwen_image": (64, 0), "lumina2": (64, 0)}
+           "qwen_image": (64, 0), "lumina2": (64, 0), "chroma": (64, 0)}
 DETECTION = {  # fixture -> (env module, its loader patch): these tiny files load only inside their patch
     "qwen_image": ("tiny_qwen_zimage", "qwen_detection_patch"), "z_image": ("tiny_qwen_zimage", "zimage_detection_patch"),
     "hunyuan15_vae": ("tiny_hunyuan", "hunyuan15_vae_detection_patch"),  # its widths read from the tensors
+    "chroma": ("tiny_models", "chroma_detection_patch"),  # its approximator width read from the tensors
 }
-LEFT_OUT = {"CLIPLoader", "DualCLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode"}
+LEFT_OUT = {"CLIPLoader", "DualCLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode", "T5TokenizerOptions"}
 
 
 def _px(v):
@@ -89,7 +90,10 @@ def tiny_prompt(env, name):
         if typ in LEFT_OUT:
             replace[key] = None
         elif typ == "CLIPTextEncode":
-            context_dim, pooled_dim = CONTEXT[nodes[links["clip"][0]][1]["type"]]
+            clip = links["clip"][0]
+            while "clip" in nodes[clip][2]:  # through CLIP -> CLIP nodes (T5TokenizerOptions) to the loader
+                clip = nodes[clip][2]["clip"][0]
+            context_dim, pooled_dim = CONTEXT[nodes[clip][1]["type"]]
             replace[key] = ("HarnessRandomConditioning", {"seed": len(replace), "n_tokens": 5, "guidance": -1.0,
                                                           "context_dim": context_dim, "pooled_dim": pooled_dim})
         elif typ == "FluxKontextImageScale":  # it scales to about 1 MP; scale to the workflow's tiny size instead

@@ -40,6 +40,7 @@ MODEL_SOURCES = {
     "qwen_2.5_vl_7b_fp8_scaled.safetensors": ("text_encoders", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"),
     "qwen_image_vae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors"),
     "z_image_turbo_bf16.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/diffusion_models/z_image_turbo_bf16.safetensors"),
+    "Chroma1-HD.safetensors": ("diffusion_models", "https://huggingface.co/lodestones/Chroma1-HD/resolve/main/Chroma1-HD.safetensors"),
 }
 PAPER_LORA_REPO = "https://huggingface.co/bchao1/foveated-diffusion"
 CANVAS_NODES = {"Fovea", "GazePath"}  # nodes with the pack's canvas widget
@@ -198,6 +199,45 @@ WORKFLOWS = {
             ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
                                                           "fovea": ("fovea", 0)}),
             ("save", "SaveImage", {"filename_prefix": "foveated/qwen_image"}, {"images": ("decode", 0)}),
+        ],
+    },
+    "chroma_foveated_t2i": {
+        "about": "Chroma1-HD, text to image with real CFG and a negative prompt, foveated with a 1/2 periphery, "
+                 "1024x1024; SamplerCustomAdvanced with CFGGuider.",
+        "nodes": [
+            _note("## Chroma1-HD foveated text-to-image\n\nSettings from ComfyUI's Chroma template: T5 without "
+                  "padding (T5 Tokenizer Options 0 / 0), flow shift 1, CFG 3.5 with a negative prompt, euler, "
+                  "beta scheduler, 26 steps. Both the positive and the negative pass run on the foveated "
+                  "tokens; the text is never foveated.\n\nModels: `Chroma1-HD.safetensors` (diffusion_models; "
+                  "`Chroma1-HD-fp8mixed.safetensors` from Comfy-Org/Chroma1-HD_repackaged needs less memory), "
+                  "`t5xxl_fp8_e4m3fn_scaled.safetensors` (text_encoders), `ae.safetensors` (vae)."),
+            ("unet", "UNETLoader", {"unet_name": "Chroma1-HD.safetensors", "weight_dtype": "default"}, {}),
+            ("shift", "ModelSamplingAuraFlow", {"shift": 1.0}, {"model": ("unet", 0)}, {"title": "Flow Shift"}),
+            ("clip", "CLIPLoader", {"clip_name": "t5xxl_fp8_e4m3fn_scaled.safetensors", "type": "chroma",
+                                    "device": "default"}, {}),
+            ("t5opts", "T5TokenizerOptions", {"min_padding": 0, "min_length": 0}, {"clip": ("clip", 0)}),
+            ("pos", "CLIPTextEncode", {"text": "a glassblower shaping a glowing orange vase in a dim workshop, "
+                                               "sparks and heat haze, detailed hands, natural light"},
+             {"clip": ("t5opts", 0)}),
+            ("neg", "CLIPTextEncode", {"text": "low quality, blurry, out of focus, deformed, smudged, flat colors, "
+                                               "oversaturated, jpeg artifacts"}, {"clip": ("t5opts", 0)}),
+            ("latent", "EmptySD3LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}, {}),
+            ("fovea", "Fovea", {"x": 0.5, "y": 0.45, "radius": 0.28, "aspect": 1.0, "rotation": 0.0,
+                                "extra_gazes": "[]", "width": 1024, "height": 1024, "periphery": "1/2 resolution",
+                                "ring_scale": 2.0, "feather": 0.03}, {}),
+            ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("fovea", 0), "latent": ("latent", 0)}),
+            ("noise", "RandomNoise", {"noise_seed": 21}, {}),
+            ("guider", "CFGGuider", {"cfg": 3.5}, {"model": ("apply", 0), "positive": ("pos", 0),
+                                                   "negative": ("neg", 0)}),
+            ("ksel", "KSamplerSelect", {"sampler_name": "euler"}, {}),
+            ("sched", "BasicScheduler", {"scheduler": "beta", "steps": 26, "denoise": 1.0}, {"model": ("apply", 0)}),
+            ("sampler", "SamplerCustomAdvanced", {}, {"noise": ("noise", 0), "guider": ("guider", 0),
+                                                      "sampler": ("ksel", 0), "sigmas": ("sched", 0),
+                                                      "latent_image": ("latent", 0)}),
+            ("vae", "VAELoader", {"vae_name": "ae.safetensors"}, {}),
+            ("decode", "FoveatedDecode", {"margin": 2}, {"samples": ("sampler", 0), "vae": ("vae", 0),
+                                                          "fovea": ("fovea", 0)}),
+            ("save", "SaveImage", {"filename_prefix": "foveated/chroma"}, {"images": ("decode", 0)}),
         ],
     },
     "z_image_turbo_foveated_t2i": {
