@@ -34,6 +34,7 @@ import comfy.ldm.hunyuan_video.model as hunyuan_model
 from ...fov_core import DiTDims
 from ..foveation import CallState, mark_dynamic
 from .base import FamilyAdapter
+from .chroma import with_pe
 from .flux import install_plan, rope_difference_tables
 
 GUIDING_FRAME_ERROR = (
@@ -43,19 +44,18 @@ GUIDING_FRAME_ERROR = (
 )
 
 
-def with_pe(pe, previous):
-    """A dit block replacement that runs the block (or the replacement before it) with `pe`."""
-    def replace(args, extra):
+def with_checked_pe(pe, previous):
+    """chroma.with_pe, refusing a sequence whose length is not the one `pe` was prepared for."""
+    replace = with_pe(pe, previous)
+
+    def checked(args, extra):
         if args["pe"].shape[2] != pe.shape[2]:
             raise ValueError(f"HunyuanVideo foveation prepared {pe.shape[2]} positions but the model's sequence has "
                              f"{args['pe'].shape[2]} tokens (a node that adds tokens to the sequence?); remove it "
                              f"or the foveation")
-        args = dict(args, pe=pe)
-        if previous is not None:
-            return previous(args, extra)
-        return extra["original_block"](args)
+        return replace(args, extra)
 
-    return replace
+    return checked
 
 
 class HunyuanVideoAdapter(FamilyAdapter):
@@ -147,6 +147,6 @@ class HunyuanVideoAdapter(FamilyAdapter):
         dit = replace.setdefault("dit", {})
         for name, count in (("double_block", len(dm.double_blocks)), ("single_block", len(dm.single_blocks))):
             for i in range(count):
-                dit[(name, i)] = with_pe(pe, dit.get((name, i)))
+                dit[(name, i)] = with_checked_pe(pe, dit.get((name, i)))
         topts["patches_replace"] = replace
         return self.run_with_override(executor, args, kwargs, 12, topts, state)
