@@ -69,6 +69,12 @@ def boot(args, fam, workdir: Path):
     return handle, harness, pack, dit, vae
 
 
+def model_dims(ctx_):
+    """The FLOP model Apply Foveation's readout uses: the family adapter's, for this prompt."""
+    fam = ctx_["family"]
+    return ctx_["adapter_cls"](ctx_["mp"]).dims(torch.empty(1, fam.text_tokens, 0), {})
+
+
 def radius_for_ratio(fc, ratio, grid):
     """Centered circle (1/2 periphery) whose layout keeps ~ratio of the tokens (bisection)."""
     lo, hi = 0.01, 1.5
@@ -103,7 +109,7 @@ def bench_forward(ctx_, size):
     ctx = (torch.randn(1, fam.text_tokens, fam.context_dim, generator=g) * 0.5).to(device, dtype)
     sigma = torch.full((1,), 0.6, device=device)
     model = ctx_["mp"].model
-    dims = fam.dims(fc, ctx_["dm"])
+    dims = model_dims(ctx_)
 
     def forward(lat, topts):  # what a sampler step calls: BaseModel.apply_model with the wrappers
         def call():
@@ -258,7 +264,7 @@ def bench_progressive(ctx_, size, grid):
     latent = torch.zeros(fam.latent_shape(*size))
     noise = torch.randn(latent.shape, generator=g)
     sigmas = comfy.samplers.calculate_sigmas(mp.get_model_object("model_sampling"), "simple", a.steps)
-    dims = fam.dims(fc, ctx_["dm"])
+    dims = model_dims(ctx_)
     scales = (0.5, 1.0)
     radius = radius_for_ratio(fc, a.spd_ratio, grid)
     fovea = fc.Fovea((fc.Gaze(0.5, 0.5, radius),))

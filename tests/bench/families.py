@@ -33,11 +33,6 @@ class Flux2Klein:
         """A native latent holding n tokens: the same-token ceiling."""
         return (1, self.channels, 1, n_tokens)
 
-    def dims(self, fc, dm):
-        prm = dm.params
-        return fc.DiTDims(hidden=prm.hidden_size, mlp_hidden=int(prm.hidden_size * prm.mlp_ratio),
-                          blocks=prm.depth + prm.depth_single_blocks, text_tokens=self.text_tokens, gated_mlp=True)
-
 
 class Wan21:
     """Wan 2.1 T2V 1.3B: dim 1536 (12 heads), FFN 8960, 30 blocks, cross-attention to 512
@@ -66,9 +61,6 @@ class Wan21:
 
     def strip_shape(self, n_tokens):
         return (1, self.channels, 1, 2, 2 * n_tokens)
-
-    def dims(self, fc, dm):
-        return fc.DiTDims(hidden=dm.dim, mlp_hidden=dm.ffn_dim, blocks=len(dm.blocks), context_tokens=self.text_tokens)
 
 
 FAMILIES = {f.key: f for f in (Flux2Klein(), Wan21())}
