@@ -202,8 +202,11 @@ def test_training_runs_the_foveated_forward_on_the_paper_targets(tenv, lt, monke
 
     hooks = []
 
+    cudnn_attention = []  # a new fovea each step: no cuDNN SDPA (it builds a plan per new shape)
+
     def spy(self, executor, args, kwargs, call):
         seen.append((sum(t.shape[0] for t in call.lengths), tuple(args[0].shape)))
+        cudnn_attention.append(torch.backends.cuda.cudnn_sdp_enabled())
         qkv = self.running_model(executor).double_blocks[0].img_attn.qkv
         hooks.append(type(getattr(qkv.forward, "__self__", None)).__name__)
         return orig(self, executor, args, kwargs, call)
@@ -216,8 +219,10 @@ def test_training_runs_the_foveated_forward_on_the_paper_targets(tenv, lt, monke
     m, v, lat, pos, neg = base(p, FAM, width=64, height=64)
     img = images(p, size=128, n=1)
     trainer(p, m, v, img, pos, steps=3, batch_size=2, lora_name="foveated/forward")
+    before = torch.backends.cuda.cudnn_sdp_enabled()
     r = run(tenv, p)
     assert len(seen) == 6  # 3 steps x 2 samples, each one foveated forward
+    assert cudnn_attention == [False] * 6 and torch.backends.cuda.cudnn_sdp_enabled() == before
     full_tokens = (128 // 16) ** 2
     assert all(n < full_tokens for n, _ in seen) and len({n for n, _ in seen}) > 1  # a new fovea per sample
     assert all(shape[-2] == 2 and shape[-1] == 2 * n for n, shape in seen)  # the strip of packed tokens
