@@ -75,7 +75,8 @@ class FoveatedDecode(io.ComfyNode):
             display_name="Foveated Decode",
             category="foveated/latent",
             description="Decode a foveated latent: the periphery at its own low resolution, the fovea only over its "
-                        "region plus a margin, then a feathered blend inside the fovea. Faster than a full decode.",
+                        "region plus a margin, then a feathered blend inside the fovea. Decodes fewer pixels than a full "
+                        "decode: faster with a small fovea (see the README's Benchmark for large ones on a GPU).",
             inputs=[
                 io.Latent.Input("samples", tooltip="The latent sampled with Apply Foveation."),
                 io.Vae.Input("vae", tooltip="The model's VAE."),
