@@ -70,7 +70,7 @@ class FamilyAdapter:
                 f"width and height in multiples of {step} px (one DiT token): use {' and '.join(hint)}."
             )
         frames = latent_shape[2] if self.video else 1
-        return TokenGrid(frames, h // p, w // p, token_px=p * self.vae_scale,
+        return TokenGrid(frames, h // p, w // p, token_px=self.token_px,
                          frame_stride=self.frame_stride if self.video else 1), p
 
     @property
