@@ -97,7 +97,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .tiny_wan import _SD, _info
+from .tiny_wan import _SD, _info, vae_constructor_patch
 
 HEAD_DIM = 128          # ComfyUI: num_heads = hidden // 128
 FREQ_DIM = 256          # timestep embedders (time_in, guidance_in, txt_in.t_embedder, time_r_in)
@@ -346,16 +346,8 @@ def hunyuan15_vae_detection_patch():
     works for VAELoader too. Restores on exit; yields the ddconfigs ComfyUI passed."""
     import comfy.sd
 
-    original_init = comfy.sd.VAE.__init__
-    original_engine = comfy.sd.AutoencodingEngine
-    seen = []
-
-    def patched_init(self, sd=None, *args, **kwargs):
-        widths = _vae15_widths(sd)
-        if widths is None:
-            return original_init(self, sd, *args, **kwargs)
-
-        def sized(**cfg):
+    def sized(original, widths, seen):
+        def build(**cfg):
             cfg = dict(cfg)
             for part in ("encoder_config", "decoder_config"):
                 conf = dict(cfg[part])
@@ -363,19 +355,11 @@ def hunyuan15_vae_detection_patch():
                     seen.append(dict(conf["params"]))
                     conf["params"] = dict(conf["params"], block_out_channels=list(widths))
                 cfg[part] = conf
-            return original_engine(**cfg)
+            return original(**cfg)
+        return build
 
-        comfy.sd.AutoencodingEngine = sized
-        try:
-            return original_init(self, sd, *args, **kwargs)
-        finally:
-            comfy.sd.AutoencodingEngine = original_engine
-
-    comfy.sd.VAE.__init__ = patched_init
-    try:
+    with vae_constructor_patch(comfy.sd, "AutoencodingEngine", _vae15_widths, sized) as seen:
         yield seen
-    finally:
-        comfy.sd.VAE.__init__ = original_init
 
 
 # ---------------------------------------------------------------------------------------

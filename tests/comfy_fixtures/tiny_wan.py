@@ -540,6 +540,34 @@ def _wan22_vae_widths(sd):
 
 
 @contextlib.contextmanager
+def vae_constructor_patch(module, name, widths_of, sized):
+    """While comfy.sd.VAE.__init__ loads a state dict for which widths_of(sd) is not None,
+    module.<name> (the constructor ComfyUI calls with its hard-coded widths) is
+    sized(original, widths, seen): a constructor that records ComfyUI's config in `seen`
+    and builds with the tensors' widths. Restores on exit; yields `seen`."""
+    import comfy.sd
+
+    original_init, original = comfy.sd.VAE.__init__, getattr(module, name)
+    seen = []
+
+    def patched_init(self, sd=None, *args, **kwargs):
+        widths = widths_of(sd)
+        if widths is None:
+            return original_init(self, sd, *args, **kwargs)
+        setattr(module, name, sized(original, widths, seen))
+        try:
+            return original_init(self, sd, *args, **kwargs)
+        finally:
+            setattr(module, name, original)
+
+    comfy.sd.VAE.__init__ = patched_init
+    try:
+        yield seen
+    finally:
+        comfy.sd.VAE.__init__ = original_init
+
+
+@contextlib.contextmanager
 def wan22_vae_detection_patch():
     """Let ComfyUI load a tiny Wan 2.2 VAE: wraps comfy.sd.VAE.__init__ so that, for a
     Wan 2.2 VAE state dict only, the encoder / decoder widths ComfyUI hard-codes (160 /
@@ -553,33 +581,16 @@ def wan22_vae_detection_patch():
             vae = comfy.sd.VAE(sd=sd)
     """
     import comfy.ldm.wan.vae2_2 as vae2_2
-    import comfy.sd
 
-    original_init = comfy.sd.VAE.__init__
-    original_cls = vae2_2.WanVAE
-    seen = []
-
-    def patched_init(self, sd=None, *args, **kwargs):
-        widths = _wan22_vae_widths(sd)
-        if widths is None:
-            return original_init(self, sd, *args, **kwargs)
-
-        def sized(**cfg):
+    def sized(original, widths, seen):
+        def build(**cfg):
             seen.append(dict(cfg))
             cfg["dim"], cfg["dec_dim"] = widths
-            return original_cls(**cfg)
+            return original(**cfg)
+        return build
 
-        vae2_2.WanVAE = sized
-        try:
-            return original_init(self, sd, *args, **kwargs)
-        finally:
-            vae2_2.WanVAE = original_cls
-
-    comfy.sd.VAE.__init__ = patched_init
-    try:
+    with vae_constructor_patch(vae2_2, "WanVAE", _wan22_vae_widths, sized) as seen:
         yield seen
-    finally:
-        comfy.sd.VAE.__init__ = original_init
 
 
 # ---------------------------------------------------------------------------------------
