@@ -28,8 +28,8 @@ from .spectral import (
     haar_dwt2, haar_idwt2, idct2, kappa, spectral_expand, time_remap,
 )
 from .training import (
-    FOVEA_MODES, ImageFit, TrainingFoveae, boxes_in_fitted_image, fit_image, min_side_px, packed_velocity_loss,
-    plan_fit, random_circle, saliency_gaze,
+    FOVEA_MODES, ImageFit, TrainingFoveae, boxes_in_fitted_image, check_fovea_mode, clip_frames, fit_image,
+    min_side_px, packed_velocity_loss, plan_fit, random_circle, random_gaze_path, saliency_gaze, saliency_path,
 )
 
 __all__ = [
@@ -41,8 +41,9 @@ __all__ = [
     "resolution_preview",
     "spectral_residual_saliency", "step_flops",
     # foveated training
-    "FOVEA_MODES", "ImageFit", "TrainingFoveae", "boxes_in_fitted_image", "fit_image", "min_side_px",
-    "packed_velocity_loss", "plan_fit", "random_circle", "saliency_gaze",
+    "FOVEA_MODES", "ImageFit", "TrainingFoveae", "boxes_in_fitted_image", "check_fovea_mode", "clip_frames",
+    "fit_image", "min_side_px", "packed_velocity_loss", "plan_fit", "random_circle", "random_gaze_path",
+    "saliency_gaze", "saliency_path",
     # Spectral Progressive Diffusion
     "SPECTRUM_PRESETS", "Switch", "SwitchPlan", "activation_time", "compatible_expansion_noise", "compatible_seed",
     "dct2", "dct_downscale", "dct_matrix", "expansion_noise", "fit_power_law", "forward_noise", "haar_dwt2",

@@ -11,7 +11,10 @@ Paper (Chao et al., "Foveated training"; the facts marked (code) come from its r
 - Foveae (code, `_create_random_foveation_mask`): a random circle per sample, center
   uniform in [-0.3, 0.3]^2 around the image center (image coordinates [-0.5, 0.5], i.e.
   x, y in [0.2, 0.8] here), radius uniform in [0.2, 0.5] of the half-diagonal; or a fixed
-  fovea per image from its saliency map or its object boxes.
+  fovea per image from its saliency map or its object boxes. Video: "a random path per
+  video" (the paper does not say how it is drawn; `random_gaze_path` is our rule).
+- Video clips (Wan): 1 + 4k frames (the VAE's temporal stride), the downsampled image is
+  spatial only (the frame axis is never scaled), as at inference.
 
 Pure PyTorch; the ComfyUI side (nodes/lora_training.py) runs the model.
 """
@@ -27,12 +30,17 @@ import torch.nn.functional as F
 from .canvas import LatentPacking
 from .fovea import Fovea
 from .policy import LevelPolicy
+from .gaze_path import GazeKeyframe, GazePath
 from .regions import Box, Gaze
 from .saliency import gaze_from_saliency, spectral_residual_saliency
 
 CENTER_RANGE = 0.3  # (code) circle centers: image center +- 0.3 of the image size, per axis
 RADIUS_RANGE = (0.2, 0.5)  # (code) circle radii, fractions of the half-diagonal
-FOVEA_MODES = ("random circles", "saliency", "boxes")
+FOVEA_MODES = ("random circles", "saliency", "boxes", "random gaze paths")
+VIDEO_ONLY_MODES = ("random gaze paths",)
+IMAGE_ONLY_MODES = ("boxes",)
+PATH_KEYFRAMES = 3  # a training gaze path: keyframes at the first, middle and last frame
+MAX_CLIP_FRAMES = 81  # video frames a training clip keeps at most (Wan's native length, the paper's clips)
 
 
 # ----------------------------------------------------------------------------- foveae
@@ -54,35 +62,88 @@ def saliency_gaze(image: torch.Tensor) -> Gaze:
     return gaze_from_saliency(spectral_residual_saliency(image))
 
 
+def keyframe_indices(num_frames: int, keyframes: int = PATH_KEYFRAMES) -> list:
+    """`keyframes` video frames spread evenly over a clip, first and last included."""
+    if num_frames == 1:
+        return [0]
+    return sorted({round(i * (num_frames - 1) / (keyframes - 1)) for i in range(keyframes)})
+
+
+def _path(gazes: dict, num_frames: int) -> GazePath:
+    return GazePath(tuple(GazeKeyframe(f, g.x, g.y, g.radius) for f, g in sorted(gazes.items())), num_frames)
+
+
+def random_gaze_path(generator: torch.Generator, num_frames: int) -> GazePath:
+    """A random gaze path over a clip: a `random_circle` at each of `keyframe_indices`,
+    interpolated as every gaze path is (PCHIP: smooth, no overshoot)."""
+    return _path({f: random_circle(generator) for f in keyframe_indices(num_frames)}, num_frames)
+
+
+def saliency_path(frames: torch.Tensor) -> GazePath:
+    """The saliency fovea of a clip (T, H, W, C): `saliency_gaze` of each keyframe, so the
+    fovea follows the salient region."""
+    n = int(frames.shape[0])
+    return _path({f: saliency_gaze(frames[f]) for f in keyframe_indices(n)}, n)
+
+
+def clip_frames(available: int, stride: int, max_frames: int = MAX_CLIP_FRAMES) -> int:
+    """Video frames a training clip keeps: the most of the form 1 + stride * k that the clip
+    holds, at most max_frames (the VAE turns 1 + stride * k frames into 1 + k latent frames)."""
+    n = min(int(available), int(max_frames))
+    return 1 + (n - 1) // stride * stride
+
+
+def check_fovea_mode(mode: str, video: bool) -> None:
+    """A clear error for a mode that does not exist or does not fit images / clips."""
+    if mode not in FOVEA_MODES:
+        raise ValueError(f"fovea mode must be one of {list(FOVEA_MODES)}, got {mode!r}")
+    wrong = VIDEO_ONLY_MODES if not video else IMAGE_ONLY_MODES
+    if mode in wrong:
+        fits = [m for m in FOVEA_MODES if m not in wrong]
+        what = "video clips (a video model such as Wan)" if not video else "images"
+        raise ValueError(f"fovea mode {mode!r} is for {what}; this model trains on "
+                         f"{'clips' if video else 'images'}: use one of {fits}")
+
+
 @dataclass(frozen=True)
 class TrainingFoveae:
     """Where each training sample keeps full resolution.
 
-    mode "random circles": a new random circle per sample (every step, every image).
-    mode "saliency" / "boxes": the fixed regions of each image (`regions[i]`); an image
-    without regions (no detection) gets a random circle per sample instead.
+    mode "random circles": a new random circle per sample (every step, every image; on a
+    clip it stays put). mode "random gaze paths" (clips only): a new `random_gaze_path` (a
+    circle on a one-frame clip, where a path has nothing to follow).
+    mode "saliency" / "boxes": the fixed regions of each image, or a clip's GazePath
+    (`regions[i]`); an image without regions (no detection) gets a random circle per
+    sample instead.
+    frames: per sample its video frames (clips), or () for images.
     """
 
     mode: str
     policy: LevelPolicy
-    regions: tuple = ()  # per image: a tuple of regions, or None
+    regions: tuple = ()  # per sample: a tuple of regions, a GazePath, or None
     feather: float = 0.03
+    frames: tuple = ()
 
     def __post_init__(self):
-        if self.mode not in FOVEA_MODES:
-            raise ValueError(f"fovea mode must be one of {list(FOVEA_MODES)}, got {self.mode!r}")
-        object.__setattr__(self, "regions", tuple(None if r is None else tuple(r) for r in self.regions))
+        check_fovea_mode(self.mode, bool(self.frames))
+        object.__setattr__(self, "regions", tuple(r if r is None or isinstance(r, GazePath) else tuple(r)
+                                                  for r in self.regions))
 
     def fixed(self, index: int) -> Optional[Fovea]:
-        """The image's fixed fovea, or None when it is drawn per sample."""
-        if self.mode == "random circles" or index >= len(self.regions) or not self.regions[index]:
+        """The sample's fixed fovea, or None when it is drawn per sample."""
+        if self.mode not in ("saliency", "boxes") or index >= len(self.regions) or not self.regions[index]:
             return None
-        return Fovea(self.regions[index], self.policy, self.feather)
+        r = self.regions[index]
+        if isinstance(r, GazePath):
+            return Fovea((), self.policy, self.feather, path=r)
+        return Fovea(r, self.policy, self.feather)
 
     def draw(self, index: int, generator: torch.Generator) -> Fovea:
         fixed = self.fixed(index)
         if fixed is not None:
             return fixed
+        if self.mode == "random gaze paths" and self.frames[index] > 1:  # (a one-frame clip: a circle)
+            return Fovea((), self.policy, self.feather, path=random_gaze_path(generator, self.frames[index]))
         return Fovea((random_circle(generator),), self.policy, self.feather)
 
 
@@ -134,12 +195,13 @@ def plan_fit(height: int, width: int, resolution: int, token_px: int = 16) -> Im
 
 
 def fit_image(image: torch.Tensor, fit: ImageFit) -> torch.Tensor:
-    """Apply `plan_fit`'s plan to one (H, W, C) image in [0, 1]."""
-    img = image
+    """Apply `plan_fit`'s plan to one (H, W, C) image or (T, H, W, C) clip in [0, 1]."""
+    img = image if image.ndim == 4 else image[None]
     if (fit.scaled_h, fit.scaled_w) != (fit.src_h, fit.src_w):
-        img = F.interpolate(img.movedim(-1, 0)[None].float(), size=(fit.scaled_h, fit.scaled_w), mode="bicubic",
-                            antialias=True).clamp(0, 1)[0].movedim(0, -1)
-    return img[fit.top : fit.top + fit.height, fit.left : fit.left + fit.width]
+        img = F.interpolate(img.movedim(-1, 1).float(), size=(fit.scaled_h, fit.scaled_w), mode="bicubic",
+                            antialias=True).clamp(0, 1).movedim(1, -1)
+    img = img[:, fit.top : fit.top + fit.height, fit.left : fit.left + fit.width]
+    return img if image.ndim == 4 else img[0]
 
 
 def min_side_px(policy: LevelPolicy, token_px: int = 16) -> int:

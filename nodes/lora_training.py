@@ -1,8 +1,10 @@
 """Foveated LoRA post-training on ComfyUI's own training machinery.
 
+Families: those whose adapter names the paper's LoRA targets (FLUX.1, FLUX.2, Chroma: images;
+Wan 2.1 / 2.2 text-to-video: clips, an IMAGE batch of frames or a video file each).
 What a step does (paper, "Foveated training"; the math is fov_core/training.py):
-  fovea   a random circle per sample (or the image's saliency / box fovea), rasterized by
-          the same FoveationPatch that Apply Foveation installs;
+  fovea   a random circle per sample (a random gaze path per clip, or the sample's saliency /
+          box fovea), rasterized by the same FoveationPatch that Apply Foveation installs;
   target  x0 = merge_levels(full encode, encodes of the downsampled image) on that fovea's
           canvas (the Foveated Encode rule), noise with i.i.d. packed tokens, one sigma per
           sample drawn like core Train LoRA (model_sampling.percent_to_sigma(U(0, 1)));
@@ -56,37 +58,28 @@ import comfy.utils
 import folder_paths
 from comfy.weight_adapter.lora import LoraDiff, LoRAAdapter
 
-from ..fov_core.grid import DEFAULT_TOKEN_PX as TOKEN_PX  # the trainer's families: FLUX.1, FLUX.2, Chroma
 from ..fov_core.inplace_safe import block_forward
 from ..fov_core import (
-    LevelPolicy, TrainingFoveae, boxes_in_fitted_image, fit_image, merge_levels, min_side_px,
-    packed_velocity_loss, plan_fit, saliency_gaze,
+    LevelPolicy, TrainingFoveae, boxes_in_fitted_image, clip_frames, fit_image, merge_levels, min_side_px,
+    packed_velocity_loss, plan_fit, saliency_gaze, saliency_path,
 )
-from .adapters import adapter_for
-from .adapters.chroma import ChromaAdapter
-from .adapters.flux import FluxAdapter
+from .adapters import ADAPTERS, adapter_for
 from .fovea_nodes import BOX_EXPAND, regions_from_boxes
 from .foveation import WRAPPER_KEY, FoveationPatch
 from .latent_nodes import encode_low_levels
 
 log = logging.getLogger("foveated")
 
-# The paper's LoRA targets (diffusers FLUX.2 names) mapped to ComfyUI's FLUX module names:
-# to_q/k/v -> img_attn.qkv (fused), to_out.0 -> img_attn.proj, add_q/k/v_proj -> txt_attn.qkv,
-# to_add_out -> txt_attn.proj, ff.linear_in/out -> img_mlp.0/2, ff_context.linear_in/out ->
-# txt_mlp.0/2, to_qkv_mlp_proj -> single_blocks.N.linear1. The same names exist in FLUX.1,
-# FLUX.2 and Chroma. (The paper's "to_out.0" misses the single blocks' output, linear2.)
-DEFAULT_TARGETS = ("img_attn.qkv", "img_attn.proj", "txt_attn.qkv", "txt_attn.proj", "img_mlp.0", "img_mlp.2",
-                   "txt_mlp.0", "txt_mlp.2", "linear1")
 MODEL_PREFIX = "diffusion_model."
 MARKER = "foveated_lora"  # safetensors metadata key every file this trainer writes carries
 NO_FILE = "[None]"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".mkv", ".avi")  # clips for a video model (PyAV, as Load Video)
 SIGMA_MIN = 1e-3  # sigmas are drawn in [SIGMA_MIN, 1]: the velocity error divides by sigma
 DTYPES = ("bf16", "fp32", "none")
-TRAIN_SUPPORTED = ("FLUX.1 (dev, schnell, Kontext), FLUX.2 ([klein], [dev]) and Chroma (not yet Qwen-Image, Z-Image "
-                   "or the video models)")
-TRAIN_ADAPTERS = (FluxAdapter, ChromaAdapter)  # the families whose layer names and targets the trainer knows
+TRAIN_ADAPTERS = tuple(a for a in ADAPTERS if a.lora_targets)  # the families whose LoRA targets are known
+TRAIN_SUPPORTED = ("FLUX.1 (dev, schnell, Kontext), FLUX.2 ([klein], [dev]), Chroma and Wan 2.1 / 2.2 text-to-video "
+                   "(not yet Qwen-Image, Z-Image or HunyuanVideo)")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -102,33 +95,38 @@ def supported_adapter(model):
         kind = type(dm).__name__ if dm is not None else type(model).__name__
         raise ValueError(f"Train Foveated LoRA does not support this model ({kind}). Supported families: "
                          f"{TRAIN_SUPPORTED}.")
-    prm = getattr(model.model.diffusion_model, "params", None)
-    if prm is not None and getattr(prm, "in_channels", None) != getattr(prm, "out_channels", None):
-        raise ValueError("Train Foveated LoRA trains text-to-image models; this model takes extra input channels "
-                         "(an inpainting model such as FLUX.1 Fill) and is not supported.")
+    dm = model.model.diffusion_model
+    prm = getattr(dm, "params", dm)  # FLUX / Chroma: params.in_channels; Wan: in_dim / out_dim
+    ins = getattr(prm, "in_channels", getattr(prm, "in_dim", None))
+    outs = getattr(prm, "out_channels", getattr(prm, "out_dim", None))
+    if ins != outs:
+        raise ValueError("Train Foveated LoRA trains text-to-image and text-to-video models; this model takes extra "
+                         "input channels (an inpainting model such as FLUX.1 Fill, or Wan image-to-video) and is not "
+                         "supported.")
     return adapter_cls
 
 
-def check_vae(model, vae):
+def check_vae(model, vae, token_px: int):
     want = getattr(model.model.latent_format, "latent_channels", None)
     have = getattr(vae, "latent_channels", None)
     if want is not None and have is not None and want != have:
         raise ValueError(f"the VAE makes {have}-channel latents but the model expects {want}: connect the model's "
                          f"own VAE")
     ds = vae.spacial_compression_encode()
-    if not isinstance(ds, int) or TOKEN_PX % ds:
-        raise ValueError(f"this VAE compresses by {ds}; the trainer needs the VAE of a FLUX.1, FLUX.2 or Chroma "
-                         f"model (16 px tokens)")
+    if not isinstance(ds, int) or token_px % ds:
+        raise ValueError(f"this VAE compresses by {ds} px but the model's tokens are {token_px} px: connect the "
+                         f"model's own VAE")
 
 
-def parse_targets(text: str) -> tuple:
+def parse_targets(text: str, defaults: tuple) -> tuple:
     items = tuple(t.strip() for t in (text or "").replace("\n", ",").split(",") if t.strip())
-    return items or DEFAULT_TARGETS
+    return items or defaults
 
 
-def target_modules(diffusion_model, patterns) -> list:
+def target_modules(diffusion_model, patterns, defaults: tuple) -> list:
     """Names (inside the diffusion model) of the Linear layers a LoRA goes on: a name matches
-    a pattern when it equals it or ends with "." + pattern (peft's rule)."""
+    a pattern when it equals it or ends with "." + pattern (peft's rule). defaults: the
+    family's targets, named in the error."""
     names, unmatched = [], []
     linears = [(n, m) for n, m in diffusion_model.named_modules()
                if isinstance(m, torch.nn.Linear) and hasattr(m, "weight_function")]
@@ -139,7 +137,7 @@ def target_modules(diffusion_model, patterns) -> list:
         names.extend(n for n in hit if n not in names)
     if unmatched:
         raise ValueError(f"target_modules {unmatched} match no Linear layer of this model; use names such as "
-                         f"{', '.join(DEFAULT_TARGETS)} (leave the field empty for these defaults)")
+                         f"{', '.join(defaults)} (leave the field empty for these defaults)")
     return names
 
 
@@ -213,8 +211,20 @@ def input_folders() -> list:
     return out
 
 
-def load_folder(folder: str):
-    """Images (H, W, 3) and their caption texts (None where a caption file is missing) from a
+def _load_video(path: str) -> torch.Tensor:
+    """A video file's frames (T, H, W, 3), decoded as core Load Video does."""
+    from comfy_api.latest import InputImpl
+
+    try:
+        frames = InputImpl.VideoFromFile(path).get_components().images
+    except Exception as e:  # noqa: BLE001 - PyAV's errors: say which file
+        raise ValueError(f"cannot read the video {os.path.basename(path)}: {e}") from e
+    return frames[..., :3].float()
+
+
+def load_folder(folder: str, video: bool = False):
+    """Images (H, W, 3), or for a video model clips (T, H, W, 3) from video files and images
+    (one frame each), and their caption texts (None where a caption file is missing) from a
     folder inside ComfyUI's input directory, in file-name order."""
     root = folder_paths.get_input_directory()
     path = os.path.abspath(os.path.join(root, folder))
@@ -222,12 +232,17 @@ def load_folder(folder: str):
         raise ValueError(f"image_folder {folder!r} is outside ComfyUI's input directory")
     if not os.path.isdir(path):
         raise ValueError(f"image_folder {folder!r} does not exist in ComfyUI's input directory")
-    files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
+    kinds = IMAGE_EXTENSIONS + (VIDEO_EXTENSIONS if video else ())
+    files = sorted(f for f in os.listdir(path) if f.lower().endswith(kinds))
     images, captions = [], []
     for f in files:
-        with Image.open(os.path.join(path, f)) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
-            images.append(torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0))
+        if f.lower().endswith(VIDEO_EXTENSIONS):
+            images.append(_load_video(os.path.join(path, f)))
+        else:
+            with Image.open(os.path.join(path, f)) as im:
+                im = ImageOps.exif_transpose(im).convert("RGB")
+                img = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
+            images.append(img[None] if video else img)
         cap = os.path.join(path, os.path.splitext(f)[0] + ".txt")
         captions.append(open(cap, encoding="utf-8").read().strip() if os.path.isfile(cap) else None)
     return images, captions, files
@@ -247,8 +262,9 @@ def folder_fingerprint(folder: str) -> str:
     return "|".join(entries)
 
 
-def split_images(image_inputs) -> list:
-    """One (H, W, C) tensor per training image from IMAGE inputs (batches or a list)."""
+def split_images(image_inputs, video: bool = False) -> list:
+    """One (H, W, C) tensor per training image from IMAGE inputs (batches or a list); for a
+    video model one (T, H, W, C) clip per IMAGE input (a batch is a clip's frames)."""
     out = []
     for batch in image_inputs or ():
         if batch is None:
@@ -257,7 +273,21 @@ def split_images(image_inputs) -> list:
             batch = batch[None]
         if batch.ndim != 4:
             raise ValueError(f"images must be IMAGE batches (B, H, W, C), got shape {tuple(batch.shape)}")
-        out.extend(batch[i, ..., :3] for i in range(batch.shape[0]))
+        if video:
+            out.append(batch[..., :3])
+        else:
+            out.extend(batch[i, ..., :3] for i in range(batch.shape[0]))
+    return out
+
+
+def trim_clips(clips: list, stride: int) -> list:
+    """Every clip cut to the frames the VAE encodes whole (fov_core.clip_frames)."""
+    out = []
+    for clip in clips:
+        keep = clip_frames(clip.shape[0], stride)
+        if keep != clip.shape[0]:
+            log.info("Train Foveated LoRA: a clip of %d frames trains on its first %d", clip.shape[0], keep)
+        out.append(clip[:keep])
     return out
 
 
@@ -316,14 +346,14 @@ class Dataset:
     foveae: TrainingFoveae
 
 
-def prepare_images(images: list, resolution: int, policy: LevelPolicy, names=None):
-    """Fit every image (scale down to resolution^2 pixels, crop to whole tokens) and check it
-    holds one coarse block; returns (images, fits)."""
-    smallest = min_side_px(policy, TOKEN_PX)
+def prepare_images(images: list, resolution: int, policy: LevelPolicy, token_px: int, names=None):
+    """Fit every image or clip (scale down to resolution^2 pixels a frame, crop to whole
+    tokens) and check it holds one coarse block; returns (images, fits)."""
+    smallest = min_side_px(policy, token_px)
     fits = []
     for i, img in enumerate(images):
-        H, W = int(img.shape[0]), int(img.shape[1])
-        fit = plan_fit(H, W, resolution, TOKEN_PX)
+        H, W = int(img.shape[-3]), int(img.shape[-2])
+        fit = plan_fit(H, W, resolution, token_px)
         if fit.height < smallest or fit.width < smallest:
             what = names[i] if names else f"image {i}"
             raise ValueError(f"{what} is {W}x{H} px ({fit.width}x{fit.height} px as trained): smaller than one "
@@ -334,8 +364,10 @@ def prepare_images(images: list, resolution: int, policy: LevelPolicy, names=Non
 
 
 def fixed_regions(mode: str, images: list, fits: list, boxes: Optional[list]) -> tuple:
+    """Per image its fixed regions (per clip its GazePath), for the saliency and boxes modes."""
     if mode == "saliency":
-        return tuple((saliency_gaze(img),) for img in images)
+        return tuple(saliency_path(img) if img.ndim == 4 and img.shape[0] > 1 else (saliency_gaze(img.reshape(
+            img.shape[-3:])),) for img in images)
     if mode == "boxes":
         out = []
         for fit, dicts in zip(fits, boxes):
@@ -350,12 +382,13 @@ def fixed_regions(mode: str, images: list, fits: list, boxes: Optional[list]) ->
 
 
 def encode_dataset(model, vae, images: list, policy: LevelPolicy, progress: Optional[Callable] = None):
-    """Per image: the model-space full-resolution latent and the latents of the image
-    downsampled by 2^k for every level of the policy (the Foveated Encode rule)."""
+    """Per image (or clip): the model-space full-resolution latent and the latents of the
+    image downsampled by 2^k for every level of the policy (the Foveated Encode rule; a clip's
+    frames are downsampled one by one, never in time)."""
     ms = model.model
     out = []
     for i, img in enumerate(images):
-        rgb = img[None, ..., :3]
+        rgb = img[..., :3] if img.ndim == 4 else img[None, ..., :3]
         full = ms.process_latent_in(vae.encode(rgb).float()).cpu()
         low = {k: ms.process_latent_in(z.float()).cpu() for k, z in encode_low_levels(vae, rgb, policy.levels).items()}
         out.append((full.clone(), {k: z.clone() for k, z in low.items()}))
@@ -432,7 +465,7 @@ class TrainSettings:
     rank: int
     alpha: float
     seed: int
-    targets: tuple = DEFAULT_TARGETS
+    targets: tuple = ()  # empty: the family's (adapter.lora_targets)
     gradient_checkpointing: bool = True
     training_dtype: str = "bf16"
     save_every: int = 0
@@ -644,7 +677,7 @@ def train(model, adapter_cls, dataset: Dataset, settings: TrainSettings, save_pa
         dm = mp.model.diffusion_model
         modules = dict(dm.named_modules())
         loras = resumed_loras(model, resume_sd) if resume_sd is not None else {}
-        for name in target_modules(dm, settings.targets):
+        for name in target_modules(dm, settings.targets or adapter_cls.lora_targets, adapter_cls.lora_targets):
             if name not in loras:
                 loras[name] = new_lora(modules[name].weight, settings.rank, settings.alpha, gen)
         for name, lora in loras.items():

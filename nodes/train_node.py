@@ -7,7 +7,7 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..fov_core import FOVEA_MODES, TrainingFoveae
+from ..fov_core import FOVEA_MODES, TrainingFoveae, check_fovea_mode
 from . import lora_training as lt
 from .fovea_nodes import PERIPHERY
 
@@ -30,22 +30,24 @@ class TrainFoveatedLoRA(io.ComfyNode):
             node_id="TrainFoveatedLoRA",
             display_name="Train Foveated LoRA",
             category="model/training",
-            description="Post-train a foveated LoRA (the paper's recipe) on your own images: each sample gets a "
-                        "random fovea; the target is the full-resolution encode inside it and the encode of the "
+            description="Post-train a foveated LoRA (the paper's recipe) on your own images (FLUX.1, FLUX.2, Chroma) "
+                        "or clips (Wan text-to-video): each sample gets a random fovea (a random gaze path for a "
+                        "clip); the target is the full-resolution encode inside it and the encode of the "
                         "downsampled image outside; the loss is the flow-matching velocity error over the packed "
                         "tokens of the same foveated forward Apply Foveation runs. Gives core's LORA_MODEL (Load "
                         "LoRA Model, Save LoRA) and saves a file LoraLoaderModelOnly loads.",
             search_aliases=["foveated lora", "train lora", "foveated training"],
             is_input_list=True,
             inputs=[
-                io.Model.Input("model", tooltip="The FLUX.1, FLUX.2 or Chroma model to train a LoRA for (without "
-                                                "Apply Foveation: every sample brings its own fovea)."),
+                io.Model.Input("model", tooltip="The FLUX.1, FLUX.2, Chroma or Wan text-to-video model to train a LoRA "
+                                                "for (without Apply Foveation: every sample brings its own fovea)."),
                 io.Vae.Input("vae", tooltip="The model's VAE: encodes every image at full resolution and "
                                             "downsampled by 2 (and 4), the paper's training targets."),
                 io.Combo.Input("image_folder", options=[lt.NO_FILE] + lt.input_folders(), default=lt.NO_FILE,
                                tooltip="A folder inside ComfyUI's input directory with the training images "
-                                       "(png, jpg, webp) and, next to each, a caption file of the same name "
-                                       "(.txt), encoded with the clip input. [None]: use the images input."),
+                                       "(png, jpg, webp; for Wan also clips: mp4, webm, mov, mkv) and, next to "
+                                       "each, a caption file of the same name (.txt), encoded with the clip input. "
+                                       "[None]: use the images input."),
                 io.String.Input("lora_name", default="foveated/foveated_lora",
                                 tooltip="File name inside ComfyUI's loras folder the LoRA is saved to (.safetensors "
                                         "is added); checkpoints and the state at a cancel go there too. Paths "
@@ -67,19 +69,25 @@ class TrainFoveatedLoRA(io.ComfyNode):
                 io.Combo.Input("fovea_mode", options=list(FOVEA_MODES), default=FOVEA_MODES[0],
                                tooltip="Where the full-resolution region lies in each sample. random circles: the "
                                        "paper's fov_random (center within 0.3 of the image center, radius 0.2-0.5 "
-                                       "of the half-diagonal). saliency: each image's salient region (spectral "
-                                       "residual, the paper's rule). boxes: each image's boxes (bboxes input)."),
+                                       "of the half-diagonal; on a clip it stays put). saliency: each image's "
+                                       "salient region (spectral residual, the paper's rule; a clip's follows it "
+                                       "through the clip). boxes (images): each image's boxes (bboxes input). "
+                                       "random gaze paths (clips, the paper's video recipe): such circles at the "
+                                       "first, middle and last frame, interpolated."),
                 io.Combo.Input("periphery", options=list(PERIPHERY), default="1/2 resolution",
                                tooltip="Resolution of the tokens outside the fovea; train with the periphery you "
                                        "will generate with."),
                 io.Int.Input("resolution", default=1024, min=0, max=8192, step=16,
-                             tooltip="Images larger than resolution x resolution pixels are scaled down to that "
-                                     "area (aspect kept); every image is center-cropped to multiples of 16 px. "
-                                     "0 keeps the sizes."),
-                io.String.Input("target_modules", default=", ".join(lt.DEFAULT_TARGETS),
+                             tooltip="Images (clip frames) larger than resolution x resolution pixels are scaled "
+                                     "down to that area (aspect kept); every image is center-cropped to whole "
+                                     "tokens (16 px; Wan 2.2 5B 32 px). 0 keeps the sizes. Clips keep 1 + 4k "
+                                     "frames, at most 81."),
+                io.String.Input("target_modules", default="",
                                 tooltip="Linear layers that get a LoRA, comma separated, matched by name suffix. "
-                                        "Default: the paper's targets in ComfyUI's FLUX names (attention qkv and "
-                                        "output, MLPs, single-block linear1). Empty = default."),
+                                        "Empty: the paper's targets for the model's family (FLUX.1 / FLUX.2 / "
+                                        "Chroma: img_attn.qkv, img_attn.proj, txt_attn.qkv, txt_attn.proj, "
+                                        "img_mlp.0, img_mlp.2, txt_mlp.0, txt_mlp.2, linear1; Wan: q, k, v, o, "
+                                        "ffn.0, ffn.2)."),
                 io.Boolean.Input("gradient_checkpointing", default=True,
                                  tooltip="Recompute each block in the backward pass: much less memory, about a "
                                          "third slower."),
@@ -94,8 +102,9 @@ class TrainFoveatedLoRA(io.ComfyNode):
                                tooltip="Continue training this LoRA (e.g. the file a cancelled run saved); its "
                                        "layers keep their rank and alpha. [None]: start a new LoRA."),
                 io.Image.Input("images", optional=True,
-                               tooltip="Training images (an IMAGE batch, or a list of images of any sizes). Use "
-                                       "this or image_folder."),
+                               tooltip="Training images (an IMAGE batch, or a list of images of any sizes). For "
+                                       "Wan, each IMAGE batch is one clip's frames (e.g. Get Video Components); a "
+                                       "list of batches is several clips. Use this or image_folder."),
                 io.Conditioning.Input("conditioning", optional=True,
                                       tooltip="Captions: one CONDITIONING per image (a list, or a batch), or one for "
                                               "all images. Takes precedence over caption files."),
@@ -132,28 +141,33 @@ class TrainFoveatedLoRA(io.ComfyNode):
 
         # --- every check before any work
         adapter_cls = lt.supported_adapter(model)
-        lt.check_vae(model, vae)
+        adapter = adapter_cls(model)
+        video = adapter_cls.video
+        lt.check_vae(model, vae, adapter.token_px)
         if periphery not in PERIPHERY:
             raise ValueError(f"periphery must be one of {list(PERIPHERY)}, got {periphery!r}")
-        if fovea_mode not in FOVEA_MODES:
-            raise ValueError(f"fovea_mode must be one of {list(FOVEA_MODES)}, got {fovea_mode!r}")
+        check_fovea_mode(fovea_mode, video)
         policy = PERIPHERY[periphery](2.0)
-        targets = lt.parse_targets(target_modules)
-        lt.target_modules(model.model.diffusion_model, targets)
+        targets = lt.parse_targets(target_modules, adapter_cls.lora_targets)
+        lt.target_modules(model.model.diffusion_model, targets, adapter_cls.lora_targets)
         save_path = lt.resolve_save_path(lora_name)
         resume_sd, resume_meta, resume_path = lt.load_resume(resume_from)
         lt.check_overwrite(save_path, resume_path)
 
-        pictures = lt.split_images(images)
+        pictures = lt.split_images(images, video)
         names, folder_captions = None, None
         if image_folder and image_folder != lt.NO_FILE:
             if pictures:
                 raise ValueError("give the training images either as the images input or as image_folder, not both")
-            pictures, folder_captions, names = lt.load_folder(image_folder)
+            pictures, folder_captions, names = lt.load_folder(image_folder, video)
             if not pictures:
-                raise ValueError(f"image_folder {image_folder!r} holds no images (png, jpg, jpeg, webp, bmp)")
+                kinds = lt.IMAGE_EXTENSIONS + (lt.VIDEO_EXTENSIONS if video else ())
+                raise ValueError(f"image_folder {image_folder!r} holds no training files "
+                                 f"({', '.join(k[1:] for k in kinds)})")
         if not pictures:
             raise ValueError("no training images: connect an IMAGE batch to images, or choose an image_folder")
+        if video:
+            pictures = lt.trim_clips(pictures, adapter.frame_stride)
         n = len(pictures)
         conds = lt.flatten_conditioning(conditioning)
         if conds:
@@ -174,14 +188,15 @@ class TrainFoveatedLoRA(io.ComfyNode):
             if not bboxes or all(b is None for b in bboxes):
                 raise ValueError("fovea_mode boxes needs the bboxes input (e.g. RT-DETR Detect on the same images)")
             boxes = lt.per_image_boxes(bboxes, n)
-        pictures, fits = lt.prepare_images(pictures, resolution, policy, names)
+        pictures, fits = lt.prepare_images(pictures, resolution, policy, adapter.token_px, names)
 
         # --- data: captions, fixed foveae, encodes
         if not conds:
             for text in folder_captions:
                 conds.extend(lt.flatten_conditioning([clip.encode_from_tokens_scheduled(clip.tokenize(text))]))
         cond_index = list(range(n)) if len(conds) == n else [0] * n
-        foveae = TrainingFoveae(fovea_mode, policy, lt.fixed_regions(fovea_mode, pictures, fits, boxes))
+        foveae = TrainingFoveae(fovea_mode, policy, lt.fixed_regions(fovea_mode, pictures, fits, boxes),
+                                frames=tuple(int(c.shape[0]) for c in pictures) if video else ())
         encoded = lt.encode_dataset(model, vae, pictures, policy)
         dataset = lt.Dataset([lt.Sample(full, low, ci) for (full, low), ci in zip(encoded, cond_index)], conds,
                              foveae)

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from fov_core import (
-    Box, Gaze, LatentPacking, LevelPolicy, TokenGrid, TokenLayout, TrainingFoveae, boxes_in_fitted_image,
-    downsample_image, fit_image, merge_levels, min_side_px, packed_velocity_loss, plan_fit, random_circle, rasterize,
+    Box, Gaze, LatentPacking, LevelPolicy, TokenGrid, TokenLayout, TrainingFoveae, boxes_in_fitted_image, clip_frames,
+    downsample_image, fit_image, merge_levels, min_side_px, packed_velocity_loss, plan_fit, random_circle,
+    random_gaze_path, rasterize, saliency_gaze, saliency_path,
 )
 from fov_core.fovea import Fovea
 from fov_core.inplace_safe import block_forward
@@ -48,6 +49,60 @@ def test_training_foveae_modes():
     assert fixed.draw(0, g).policy == pol
     with pytest.raises(ValueError, match="fovea mode must be one of"):
         TrainingFoveae("gaze", pol)
+    with pytest.raises(ValueError, match="'random gaze paths' is for video clips"):
+        TrainingFoveae("random gaze paths", pol)
+    with pytest.raises(ValueError, match="'boxes' is for images; this model trains on clips"):
+        TrainingFoveae("boxes", pol, frames=(9,))
+
+
+def test_clips_get_random_gaze_paths_that_move_and_stay_in_the_paper_ranges():
+    """A random gaze path per clip sample: keyframes at the first, middle and last video frame,
+    each a paper circle, so every frame's circle stays in the paper's ranges (PCHIP never
+    overshoots) and the fovea moves over the clip; seeded like the circles."""
+    pol = LevelPolicy.half()
+    foveae = TrainingFoveae("random gaze paths", pol, frames=(9, 17))
+    g = torch.Generator().manual_seed(3)
+    a, b = foveae.draw(0, g), foveae.draw(1, g)
+    assert a.regions == () and a.path.num_frames == 9 and b.path.num_frames == 17
+    assert [kf.frame for kf in a.path.keyframes] == [0, 4, 8] and [kf.frame for kf in b.path.keyframes] == [0, 8, 16]
+    for f in range(17):
+        x, y, r = b.path.sample(f)
+        assert 0.2 <= x <= 0.8 and 0.2 <= y <= 0.8 and 0.2 <= r <= 0.5
+    assert b.path.sample(0) != b.path.sample(16)
+    levels = rasterize(a, TokenGrid(3, 8, 8, frame_stride=4))
+    assert not torch.equal(levels[0], levels[2])  # the full-resolution region moves between latent frames
+    g2 = torch.Generator().manual_seed(3)
+    assert random_gaze_path(g2, 9) == a.path
+    one = TrainingFoveae("random gaze paths", pol, frames=(1,)).draw(0, g)
+    assert one.path is None and isinstance(one.regions[0], Gaze)  # a one-frame clip: a circle
+    circles = TrainingFoveae("random circles", pol, frames=(9,)).draw(0, g)
+    assert circles.path is None and isinstance(circles.regions[0], Gaze)  # a circle that stays put
+
+
+def test_a_clips_saliency_fovea_follows_its_salient_region():
+    frames = 0.5 + 0.05 * torch.rand(9, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    for f in range(9):  # a bright square moving from the left to the right over a textured background
+        x = 4 + 5 * f
+        frames[f, 26:34, x : x + 8] = 1.0
+    path = saliency_path(frames)
+    assert [kf.frame for kf in path.keyframes] == [0, 4, 8]
+    assert path.keyframes[0] == type(path.keyframes[0])(0, *[getattr(saliency_gaze(frames[0]), a)
+                                                             for a in ("x", "y", "radius")])
+    assert path.keyframes[0].x < 0.2 and path.keyframes[1].x == pytest.approx(0.44, abs=0.05) and path.keyframes[-1].x > 0.7
+    fixed = TrainingFoveae("saliency", LevelPolicy.half(), (path,), frames=(9,))
+    assert fixed.draw(0, torch.Generator()).path is path and fixed.fixed(0).path is path
+
+
+def test_clips_keep_one_plus_a_multiple_of_the_vae_stride_frames():
+    assert [clip_frames(n, 4) for n in (1, 4, 5, 8, 9, 80, 81, 200)] == [1, 1, 5, 5, 9, 77, 81, 81]
+    assert clip_frames(33, 4, max_frames=17) == 17
+    clip = torch.rand(5, 40, 70, 3)
+    small = plan_fit(40, 70, resolution=1024)
+    assert torch.equal(fit_image(clip, small), clip[:, 4:36, 3:67])  # every frame cropped alike
+    fit = plan_fit(80, 140, resolution=64)
+    out = fit_image(clip.repeat_interleave(2, 1).repeat_interleave(2, 2), fit)
+    assert out.shape == (5, fit.height, fit.width, 3)
+    assert torch.allclose(out[2], fit_image(clip[2].repeat_interleave(2, 0).repeat_interleave(2, 1), fit))
 
 
 def test_images_are_fitted_to_whole_tokens_and_boxes_follow():

@@ -30,6 +30,9 @@ ASSUMED_TEXT_TOKENS = 512
 class FamilyAdapter:
     name = "?"
     video = False  # generates (B, C, T, H, W) latents
+    # The paper's LoRA targets in this family's module names (Train Foveated LoRA's default,
+    # matched by name suffix); empty: the trainer does not support the family.
+    lora_targets: tuple = ()
 
     def __init__(self, model_patcher):
         self.diffusion_model = model_patcher.model.diffusion_model

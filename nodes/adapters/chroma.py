@@ -16,7 +16,7 @@ import comfy.ldm.chroma.model as chroma_model
 from ...fov_core import DiTDims
 from ..foveation import CallState, mark_dynamic
 from .base import FamilyAdapter
-from .flux import image_ids, install_plan, rope_difference_tables
+from .flux import FLUX_LORA_TARGETS, image_ids, install_plan, rope_difference_tables
 
 
 def with_pe(pe, previous):
@@ -31,6 +31,7 @@ def with_pe(pe, previous):
 
 class ChromaAdapter(FamilyAdapter):
     name = "Chroma"
+    lora_targets = FLUX_LORA_TARGETS
 
     @classmethod
     def matches(cls, diffusion_model) -> bool:

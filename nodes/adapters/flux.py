@@ -69,8 +69,18 @@ def install_plan(state: CallState, call: ModelCall, n_prefix, suffix_queries: bo
     state.rotate = lambda q, k, gi: flux_math.apply_rope(q, k, tables[gi])
 
 
+# The paper's image LoRA targets (diffusers FLUX.2 names) in ComfyUI's FLUX module names:
+# to_q/k/v -> img_attn.qkv (fused), to_out.0 -> img_attn.proj, add_q/k/v_proj -> txt_attn.qkv,
+# to_add_out -> txt_attn.proj, ff.linear_in/out -> img_mlp.0/2, ff_context.linear_in/out ->
+# txt_mlp.0/2, to_qkv_mlp_proj -> single_blocks.N.linear1. The same names exist in FLUX.1,
+# FLUX.2 and Chroma. (The paper's "to_out.0" misses the single blocks' output, linear2.)
+FLUX_LORA_TARGETS = ("img_attn.qkv", "img_attn.proj", "txt_attn.qkv", "txt_attn.proj", "img_mlp.0", "img_mlp.2",
+                     "txt_mlp.0", "txt_mlp.2", "linear1")
+
+
 class FluxAdapter(FamilyAdapter):
     name = "FLUX"
+    lora_targets = FLUX_LORA_TARGETS
 
     @classmethod
     def matches(cls, diffusion_model) -> bool:

@@ -46,6 +46,9 @@ def wan_rope_affine(topts):
 class WanAdapter(FamilyAdapter):
     name = "Wan"
     video = True
+    # The paper's video LoRA targets (Wan 2.1's own names): q, k, v, o of the self- and
+    # cross-attention of every block, and the MLP's two linears.
+    lora_targets = ("q", "k", "v", "o", "ffn.0", "ffn.2")
 
     @classmethod
     def matches(cls, diffusion_model) -> bool:
