@@ -24,9 +24,12 @@ calls per decode, decoded pixels, peak memory.
 End to end (warm): --steps sampling steps (euler, cfg 1) + decode, native, ours, and the
 existing port with --port PATH (ruwwww/ComfyUI-Foveated_Diffusion checkout, loaded as a
 custom node in the same process; its forwards are in the forward table too).
-Training (--training, flux2, instead of the tables above): Train Foveated LoRA's step,
-foveated (the paper's random circles) vs full-resolution, seconds per step and peak memory
-at the first of --sizes (tests/bench/training.py).
+torch.compile (--compile, instead of the tables above): compile cost and graphs of the first
+native, first foveated, moved-gaze and new-bucket runs, and ms per step eager vs compiled
+(tests/bench/compile.py).
+Training (--training, instead of the tables above): Train Foveated LoRA's step, foveated
+(the paper's random circles; Wan: random gaze paths) vs full-resolution, seconds per step
+and peak memory at the first of --sizes / at --video (tests/bench/training.py).
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ sys.path.insert(0, str(HERE))
 from bench.families import FAMILIES  # noqa: E402
 from bench.measure import PeakMemory, fmt_bytes, host_time, kernels_of, op_count, timed  # noqa: E402
 from bench.port import Port  # noqa: E402
+from bench.compile import bench_compile  # noqa: E402
 from bench.training import bench_training  # noqa: E402
 
 
@@ -347,10 +351,12 @@ def main(argv=None):
     ap.add_argument("--spd-ratio", type=float, default=0.43, help="token ratio of the progressive foveation fovea")
     ap.add_argument("--speed", help="the official SPD ComfyUI node folder (speed/comfyui) to compare against")
     ap.add_argument("--training", action="store_true",
-                    help="time LoRA training steps, foveated vs full resolution, instead of inference (flux2)")
+                    help="time LoRA training steps, foveated vs full resolution, instead of inference")
     ap.add_argument("--train-steps", type=int, default=4, help="training steps per run; the first is a warm-up")
     ap.add_argument("--no-checkpointing", dest="checkpointing", action="store_false",
                     help="training keeps activations instead of recomputing each block")
+    ap.add_argument("--compile", action="store_true", help="time torch.compile (TorchCompileModel) instead")
+    ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend for --compile")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "foveated-bench"))
     ap.add_argument("--json", help="write all figures to this file")
     a = ap.parse_args(argv)
@@ -361,8 +367,6 @@ def main(argv=None):
     a.vae_width = a.vae_width or (128 if a.family == "flux2" else 96)
     if a.port and a.family != "flux2":
         ap.error("the existing port supports FLUX.2 only")
-    if a.training and a.family != "flux2":
-        ap.error("Train Foveated LoRA trains image models: --training needs --family flux2")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
              "auto": torch.float32 if a.device == "cpu" else torch.bfloat16}[a.dtype]
     workdir = Path(a.workdir)
@@ -388,7 +392,11 @@ def main(argv=None):
     else:
         sizes = [tuple(int(v) for v in a.video.split("x"))]
     if a.training:
-        info["training"] = bench_training(ctx, sizes[0][0])
+        info["training"] = bench_training(ctx, sizes[0])
+    elif a.compile:
+        ratio = float(a.ratios.split(",")[0])
+        grid = fam.grid(pack.fov_core, fam.latent_shape(*sizes[0]))
+        info["compile"] = bench_compile(ctx, sizes[0], radius_for_ratio(pack.fov_core, ratio, grid))
     else:
         info["forward"], grids = zip(*[bench_forward(ctx, s) for s in sizes])
         radii = [r["radius"] for r in info["forward"][0]["rows"] if r["who"] == "ours"]

@@ -3,8 +3,8 @@ step of Train Foveated LoRA.
 
 Both runs are the trainer itself (nodes/lora_training.train) with the paper's LoRA (rank 32
 on its target layers, AdamW) on the same random latents: "foveated" draws the paper's
-random circles (1/2 periphery), "full" keeps every token at full resolution (a fovea
-covering the image: exactly the native forward). Reported per run: median seconds per step
+random circles (1/2 periphery; a random gaze path per clip for Wan), "full" keeps every
+token at full resolution (a fixed fovea covering the image: exactly the native forward). Reported per run: median seconds per step
 after the first (warm-up) step, the mean token ratio of the foveae drawn, and the peak
 memory of the steps (CUDA allocator peak, or on the CPU the growth of the process's peak
 resident set over the steps; the model and the LoRA are loaded before it is measured).
@@ -35,17 +35,19 @@ def _trim():
 def _run(ctx, size, mode):
     a, fam, pack, fc = ctx["args"], ctx["family"], ctx["pack"], ctx["fc"]
     lt = pack.nodes.lora_training
-    shape = fam.latent_shape(size, size, 1)
+    shape = fam.latent_shape(*size)
+    grid = fam.grid(fc, shape)
     H, W = shape[-2:]
     g = torch.Generator().manual_seed(0)
     low_shape = shape[:-2] + (H // 2, W // 2)
     sample = lt.Sample(torch.randn(shape, generator=g), {1: torch.randn(low_shape, generator=g)}, 0)
     cond = [[torch.randn(1, fam.text_tokens, fam.context_dim, generator=g) * 0.5, {}]]
     policy = fc.LevelPolicy.half()
+    frames = (grid.video_frames,) if len(shape) == 5 else ()
     if mode == "foveated":
-        foveae = fc.TrainingFoveae("random circles", policy)
+        foveae = fc.TrainingFoveae("random gaze paths" if frames else "random circles", policy, frames=frames)
     else:
-        foveae = fc.TrainingFoveae("boxes", policy, ((fc.Box(0.0, 0.0, 1.0, 1.0),),))
+        foveae = fc.TrainingFoveae("saliency", policy, ((fc.Box(0.0, 0.0, 1.0, 1.0),),), frames=frames)
     dataset = lt.Dataset([sample], cond, foveae)
     dtype = "fp32" if ctx["dtype"] == torch.float32 else "bf16"
     settings = lt.TrainSettings(steps=a.train_steps, batch_size=1, learning_rate=1e-4, rank=RANK, alpha=float(RANK),
@@ -55,7 +57,7 @@ def _run(ctx, size, mode):
 
     def spy(self, index):
         patch = orig(self, index)
-        drawn.append(patch.layout_for(fc.TokenGrid(1, H, W)).token_ratio)
+        drawn.append(patch.layout_for(grid).token_ratio)
         return patch
 
     marks, mem = [], {}
@@ -80,11 +82,13 @@ def _run(ctx, size, mode):
 
 
 def bench_training(ctx, size):
-    """Seconds per training step and peak memory, full-resolution then foveated, at size x size px."""
+    """Seconds per training step and peak memory, full-resolution then foveated, at size
+    (width, height, frames)."""
     a = ctx["args"]
     if a.train_steps < 2:
         raise ValueError("--train-steps must be at least 2 (the first step is a warm-up)")
-    print(f"\nTraining (Train Foveated LoRA's step), {size}x{size}: LoRA rank {RANK} on the paper's targets, "
+    print(f"\nTraining (Train Foveated LoRA's step), {'x'.join(map(str, size))}: LoRA rank {RANK} on the paper's "
+          f"targets, "
           f"AdamW, gradient checkpointing {'on' if a.checkpointing else 'off'}, median of {a.train_steps - 1} "
           f"steps after a warm-up step")
     rows = []
