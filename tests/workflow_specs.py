@@ -583,6 +583,52 @@ WORKFLOWS["train_foveated_lora"] = {
     ],
 }
 
+WORKFLOWS["wan21_train_foveated_lora"] = {
+    "about": "Train a foveated LoRA for Wan 2.1 T2V 1.3B on a video clip (a random gaze path per sample, the "
+             "paper's video recipe), then generate a video with it along a Gaze Path.",
+    "nodes": [
+        _note("## Train a foveated video LoRA for Wan 2.1, then generate with it\n\n**Train Foveated LoRA** "
+              "trains on clips: each sample follows a new random gaze path (the paper's video recipe), the target "
+              "is the full-resolution encode inside the fovea and the encode of the downsampled frames outside, "
+              "and the loss runs over the packed tokens of the same foveated forward **Apply Foveation** runs. "
+              "The LoRA goes on the paper's video targets (q, k, v, o of both attentions, ffn.0, ffn.2).\n\n"
+              "Put a clip in `ComfyUI/input` and choose it in **Load Video** (`training_clip.mp4` here): it is "
+              "scaled to about 640x640 pixels a frame and cut to 1 + 4k frames, at most 81. One clip only shows "
+              "the wiring; for a useful LoRA set `image_folder` to a folder in `ComfyUI/input` of clips (mp4, "
+              "webm, mov) with a caption `.txt` each and connect the text encoder to `clip`. The paper trained "
+              "10k steps at batch 8, learning rate 1e-4, rank 32.\n\nThe LoRA is saved to "
+              "`models/loras/foveated/wan21_foveated_lora.safetensors` (and every 100 steps; a cancel keeps the "
+              "last step). Generation uses the Wan 2.1 template's settings: shift 8, uni_pc, 30 steps, CFG 6.\n\n"
+              "Models: `wan2.1_t2v_1.3B_fp16.safetensors` (diffusion_models), "
+              "`umt5_xxl_fp8_e4m3fn_scaled.safetensors` (text_encoders), `wan_2.1_vae.safetensors` (vae)."),
+        ("unet", "UNETLoader", {"unet_name": "wan2.1_t2v_1.3B_fp16.safetensors", "weight_dtype": "default"}, {}),
+        *_wan_text("a red kite flying across a clear blue sky above green hills, the camera pans with it, "
+                   "daytime, detailed"),
+        _wan_vae(),
+        ("load", "LoadVideo", {"file": "training_clip.mp4"}, {}),
+        ("frames", "GetVideoComponents", {}, {"video": ("load", 0)}),
+        ("caption", "CLIPTextEncode", {"text": "a video"}, {"clip": ("clip", 0)}),
+        ("train", "TrainFoveatedLoRA", {
+            "image_folder": "[None]", "lora_name": "foveated/wan21_foveated_lora", "steps": 500,
+            "batch_size": 1, "learning_rate": 1e-4, "rank": 32, "alpha": 32.0, "seed": 0,
+            "fovea_mode": "random gaze paths", "periphery": "1/2 resolution", "resolution": 640,
+            "target_modules": "", "gradient_checkpointing": True, "training_dtype": "bf16", "save_every": 100,
+            "resume_from": "[None]"},
+         {"model": ("unet", 0), "vae": ("vae", 0), "images": ("frames", 0), "conditioning": ("caption", 0)}),
+        ("loss", "LossGraphNode", {"filename_prefix": "foveated/wan_loss_graph"}, {"loss": ("train", 1)}),
+        ("lora", "LoraModelLoader", {"strength_model": 1.0, "bypass": False},
+         {"model": ("unet", 0), "lora": ("train", 0)}),
+        ("shift", "ModelSamplingSD3", {"shift": 8.0}, {"model": ("lora", 0)}),
+        ("latent", "EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 81, "batch_size": 1}, {}),
+        _gaze_path([(0, 0.2, 0.45, 0.22), (40, 0.5, 0.3, 0.25), (80, 0.8, 0.45, 0.22)], 832, 480),
+        ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("path", 0), "latent": ("latent", 0)}),
+        ("sampler", "KSampler", {"seed": 42, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc",
+                                 "scheduler": "simple", "denoise": 1.0},
+         {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+        *_wan_output("video/foveated_wan21_trained_lora"),
+    ],
+}
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "BOUNDING_BOX"}
 
 
