@@ -331,6 +331,17 @@ def _wan_output(prefix, samples=("sampler", 0)):
              {"video": ("video", 0)})]
 
 
+def _wan21_kite_video():
+    """Wan 2.1 T2V at the template's settings (uni_pc, 30 steps, CFG 6) on the model of node
+    "shift", 81 frames at 832x480, foveated along a Gaze Path that follows the kite."""
+    return [("latent", "EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 81, "batch_size": 1}, {}),
+            _gaze_path([(0, 0.2, 0.45, 0.22), (40, 0.5, 0.3, 0.25), (80, 0.8, 0.45, 0.22)], 832, 480),
+            ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("path", 0), "latent": ("latent", 0)}),
+            ("sampler", "KSampler", {"seed": 42, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc",
+                                     "scheduler": "simple", "denoise": 1.0},
+             {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)})]
+
+
 WORKFLOWS.update({
     "wan21_t2v_gaze_path": {
         "about": "Wan 2.1 T2V 1.3B, text to video, 81 frames at 832x480, foveated along a moving Gaze Path.",
@@ -345,12 +356,7 @@ WORKFLOWS.update({
             *_wan_loaders("wan2.1_t2v_1.3B_fp16.safetensors", 8.0),
             *_wan_text("a red kite flying across a clear blue sky above green hills, the camera pans with it, "
                        "daytime, detailed"),
-            ("latent", "EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 81, "batch_size": 1}, {}),
-            _gaze_path([(0, 0.2, 0.45, 0.22), (40, 0.5, 0.3, 0.25), (80, 0.8, 0.45, 0.22)], 832, 480),
-            ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("path", 0), "latent": ("latent", 0)}),
-            ("sampler", "KSampler", {"seed": 42, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc",
-                                     "scheduler": "simple", "denoise": 1.0},
-             {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+            *_wan21_kite_video(),
             _wan_vae(),
             *_wan_output("video/foveated_wan21_t2v"),
         ],
@@ -619,12 +625,7 @@ WORKFLOWS["wan21_train_foveated_lora"] = {
         ("lora", "LoraModelLoader", {"strength_model": 1.0, "bypass": False},
          {"model": ("unet", 0), "lora": ("train", 0)}),
         ("shift", "ModelSamplingSD3", {"shift": 8.0}, {"model": ("lora", 0)}),
-        ("latent", "EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 81, "batch_size": 1}, {}),
-        _gaze_path([(0, 0.2, 0.45, 0.22), (40, 0.5, 0.3, 0.25), (80, 0.8, 0.45, 0.22)], 832, 480),
-        ("apply", "ApplyFoveation", {}, {"model": ("shift", 0), "fovea": ("path", 0), "latent": ("latent", 0)}),
-        ("sampler", "KSampler", {"seed": 42, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc",
-                                 "scheduler": "simple", "denoise": 1.0},
-         {"model": ("apply", 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)}),
+        *_wan21_kite_video(),
         *_wan_output("video/foveated_wan21_trained_lora"),
     ],
 }
