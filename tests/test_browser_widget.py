@@ -68,9 +68,11 @@ def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy_server")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "ComfyUI-Foveated-Diffusion").symlink_to(PACK_ROOT)
-    # what a fresh ComfyUI install has: its example input image and empty model folders
+    # what a fresh ComfyUI install has: its example input image and empty model folders; and
+    # the clip of their own a user puts in for the Wan training workflow
     (base / "input").mkdir()
     shutil.copy(COMFY_ROOT / "input" / "example.png", base / "input" / "example.png")
+    workflow_specs.write_training_clip(base / "input")
     for directory, _url in workflow_specs.MODEL_SOURCES.values():
         (base / "models" / directory).mkdir(parents=True, exist_ok=True)
     (base / "models" / "loras").mkdir(parents=True, exist_ok=True)

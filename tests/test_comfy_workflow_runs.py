@@ -108,19 +108,13 @@ def tiny_prompt(env, name):
 
 @pytest.fixture(scope="module")
 def example_image(env):
-    """LoadImage's example.png, as ComfyUI ships it in its input folder, and a clip for the Wan
-    training workflow's Load Video (9 frames of a moving gradient)."""
-    from fractions import Fraction
-
+    """LoadImage's example.png, as ComfyUI ships it in its input folder, and the clip the Wan
+    training workflow's Load Video names (a user's own file)."""
     import folder_paths
-    from comfy_api.latest import InputImpl, Types
 
     path = Path(folder_paths.get_input_directory()) / "example.png"
     path.write_bytes((env.root / "input" / "example.png").read_bytes())
-    frames = torch.stack([torch.roll(torch.linspace(0, 1, 128).expand(96, 128), 8 * f, 1) for f in range(9)])
-    InputImpl.VideoFromComponents(Types.VideoComponents(images=frames[..., None].expand(-1, -1, -1, 3).contiguous(),
-                                                        frame_rate=Fraction(16))).save_to(
-        str(path.parent / "training_clip.mp4"))
+    workflow_specs.write_training_clip(path.parent)
 
 
 @pytest.mark.parametrize("name", sorted(workflow_specs.WORKFLOWS))

@@ -9,8 +9,10 @@ ComfyUI and pack expect (tests/test_comfy_workflows.py). To regenerate after a c
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 FRONTEND_ONLY = {"MarkdownNote", "Note"}
+TRAINING_CLIP = "training_clip.mp4"  # the user's clip in ComfyUI/input that wan21_train_foveated_lora loads
 BYPASS = 4  # litegraph node mode "bypass": the node is skipped and its input passed through
 
 # Where each base model file comes from (the addresses ComfyUI's own templates use). The
@@ -611,7 +613,7 @@ WORKFLOWS["wan21_train_foveated_lora"] = {
         *_wan_text("a red kite flying across a clear blue sky above green hills, the camera pans with it, "
                    "daytime, detailed"),
         _wan_vae(),
-        ("load", "LoadVideo", {"file": "training_clip.mp4"}, {}),
+        ("load", "LoadVideo", {"file": TRAINING_CLIP}, {}),
         ("frames", "GetVideoComponents", {}, {"video": ("load", 0)}),
         ("caption", "CLIPTextEncode", {"text": "a video"}, {"clip": ("clip", 0)}),
         ("train", "TrainFoveatedLoRA", {
@@ -629,6 +631,22 @@ WORKFLOWS["wan21_train_foveated_lora"] = {
         *_wan_output("video/foveated_wan21_trained_lora"),
     ],
 }
+
+def write_training_clip(directory, frames=9, width=128, height=96):
+    """A stand-in for the user's TRAINING_CLIP in `directory` (an input folder): a gradient
+    moving right, H.264 at 16 fps (PyAV, which ComfyUI's video nodes use)."""
+    import av
+    import numpy as np
+
+    ramp = np.linspace(0, 255, width).astype(np.uint8)
+    with av.open(str(Path(directory) / TRAINING_CLIP), mode="w") as container:
+        stream = container.add_stream("libx264", rate=16)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for f in range(frames):
+            rgb = np.repeat(np.roll(ramp, 8 * f)[None, :, None], 3, axis=2).repeat(height, axis=0)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "BOUNDING_BOX"}
 
