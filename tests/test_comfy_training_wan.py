@@ -231,3 +231,29 @@ def test_random_gaze_paths_on_an_image_model_are_refused(tenv):
                        match="'random gaze paths' is for video clips.*use one of") as exc:
         run(tenv, p)
     assert str(exc.value).startswith(f"TrainFoveatedLoRA (#{t}): ValueError: ")
+
+
+def test_wan22_5b_trains_on_its_32_px_tokens(tenv, monkeypatch):
+    """Wan 2.2 TI2V 5B (48-channel latents at 16x, 32 px tokens): the clip is cropped to whole
+    32 px tokens and every training forward packs that grid."""
+    pack = tenv.pack.nodes
+    strips, orig = [], pack.adapters.wan.WanAdapter.forward
+
+    def forward(self, executor, args, kwargs, call):
+        strips.append((sum(t.shape[0] for t in call.lengths), tuple(args[0].shape)))
+        return orig(self, executor, args, kwargs, call)
+
+    monkeypatch.setattr(pack.adapters.wan.WanAdapter, "forward", forward)
+    lt, encoded = pack.lora_training, []
+    orig_enc = lt.encode_dataset
+    monkeypatch.setattr(lt, "encode_dataset", lambda *a, **k: encoded.append(orig_enc(*a, **k)) or encoded[-1])
+    p = Prompt()
+    m, v, pos, neg = wan(p, tenv, model="wan22_ti2v_5b", vae="wan22_vae")
+    t = trainer(p, m, v, clip(p, width=144, height=112), pos, steps=2, lora_name="foveated/wan22")
+    with tenv.tiny_wan.wan22_vae_detection_patch():
+        lora, losses, steps = run(tenv, p)[t]
+    assert steps == 2 and all(np.isfinite(losses["loss"]))
+    (latent, _low), = encoded[0]
+    assert latent.shape == (1, 48, 3, 96 // 16, 128 // 16)  # 144 x 112 px cropped to 128 x 96 (whole 32 px tokens)
+    full = 3 * (96 // 32) * (128 // 32)
+    assert len(strips) == 2 and all(shape[1] == 48 and n < full for n, shape in strips)
