@@ -103,18 +103,26 @@ def _fake_decode(latent, patch, token_px):
     return img.movedim(1, -1).clamp(0, 1)
 
 
-@pytest.mark.parametrize("policy", [LevelPolicy.half(), LevelPolicy.quarter(), LevelPolicy.rings(2.0)])
-def test_split_decode_blends_with_the_seam_inside_the_fovea(policy):
-    grid = TokenGrid(1, 16, 24)
-    layout = TokenLayout(rasterize(Fovea((Gaze(0.4, 0.5, 0.2),), policy), grid))
+TWO_GAZES = (Gaze(0.2, 0.2, 0.12), Gaze(0.8, 0.8, 0.12))  # far apart: one equal-size crop each
+
+
+@pytest.mark.parametrize("policy, gazes, grid", [
+    (LevelPolicy.half(), (Gaze(0.4, 0.5, 0.2),), TokenGrid(1, 16, 24)),
+    (LevelPolicy.quarter(), (Gaze(0.4, 0.5, 0.2),), TokenGrid(1, 16, 24)),
+    (LevelPolicy.rings(2.0), (Gaze(0.4, 0.5, 0.2),), TokenGrid(1, 16, 24)),
+    (LevelPolicy.half(), TWO_GAZES, TokenGrid(1, 32, 48)),
+], ids=["half", "quarter", "rings", "two_crops"])
+def test_split_decode_blends_with_the_seam_inside_the_fovea(policy, gazes, grid):
+    layout = TokenLayout(rasterize(Fovea(gazes, policy), grid))
     p, tp = 2, 16
     dec = SplitDecoder(layout, p, tp, feather=0.05)
-    canvas = LatentPacking(layout, p).canonicalize(torch.rand(1, 4, 32, 48))
+    canvas = LatentPacking(layout, p).canonicalize(torch.rand(1, 4, grid.height * p, grid.width * p))
     parts = [_fake_decode(part.latent(canvas, p), p, tp) for part in dec.parts]
-    # the fine part is decoded on a crop only
+    # the fine part is decoded on crops only (one per fovea when they are far apart)
     assert dec.parts[-1].boxes is not None and dec.decoded_pixels() < 1.0
+    assert len(dec.parts[-1].boxes) == len(gazes)
     out = dec.compose(parts)
-    assert out.shape == (1, 16 * tp, 24 * tp, 3)
+    assert out.shape == (1, grid.height * tp, grid.width * tp, 3)
     full = _fake_decode(canvas, p, tp)  # what one native decode of the canvas gives
     w0 = dec.weights(0)[0]
     assert float(w0.min()) == 0.0 and float(w0.max()) == pytest.approx(1.0)
